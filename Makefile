@@ -1,0 +1,65 @@
+# Tocsin: `make run` to try it, `make test` to check it. Both work on a fresh machine.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+TEST_STAMP := $(VENV)/.test-installed
+DEMO_USER ?= alice
+DEMO_PASSWORD ?= tocsin-demo
+export TOCSIN_DATA_DIR ?= $(CURDIR)/data
+
+.PHONY: run test install install-test system-deps lint typecheck format bench clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e .
+	touch $@
+
+install: $(STAMP)
+
+## run: create .venv, install, migrate, load the demo config and serve on http://127.0.0.1:8080
+run: $(STAMP)
+	@mkdir -p data
+	$(BIN)/tocsin db upgrade
+	$(BIN)/tocsin apply -f examples/demo.yaml
+	@$(BIN)/tocsin user set-password $(DEMO_USER) --password '$(DEMO_PASSWORD)' --if-unset >/dev/null
+	@echo ""
+	@echo "  Log in at http://127.0.0.1:8080/login as '$(DEMO_USER)' with password '$(DEMO_PASSWORD)'"
+	@echo "  (every user in examples/demo.yaml can get one: .venv/bin/tocsin user set-password <id>)"
+	@echo ""
+	$(BIN)/tocsin serve --config examples/demo.yaml
+
+# Debian packages the tests need: Chromium for the browser tests.
+system-deps:
+	@if ! command -v chromium >/dev/null 2>&1; then \
+	  echo "installing Debian packages: chromium"; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] && echo "" || echo sudo ); \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium >/dev/null; \
+	fi
+
+$(TEST_STAMP): $(STAMP) pyproject.toml
+	$(BIN)/pip install --quiet -e '.[test]'
+	touch $@
+
+install-test: $(TEST_STAMP) system-deps
+
+## test: install what the tests need and run the whole suite on SQLite and PostgreSQL
+test: install-test
+	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check src tests bench
+	$(BIN)/mypy
+	$(BIN)/python -m pytest -n 2 --dist loadfile -p no:cacheprovider $(PYTEST_ARGS)
+
+lint: install-test
+	$(BIN)/ruff check src tests bench && $(BIN)/ruff format --check src tests bench
+
+format: install-test
+	$(BIN)/ruff format src tests bench && $(BIN)/ruff check --fix src tests bench
+
+typecheck: install-test
+	$(BIN)/mypy
+
+clean:
+	rm -rf $(VENV) data build *.egg-info

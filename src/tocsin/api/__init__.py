@@ -1,0 +1,1 @@
+"""FastAPI routers: parse, call a service, map errors to HTTP. Thin."""

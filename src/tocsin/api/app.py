@@ -1,0 +1,53 @@
+"""Build the ASGI application: routers, middleware, error handlers, metrics."""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import FastAPI
+from prometheus_client import CollectorRegistry
+
+from tocsin import __version__
+from tocsin.api import admin, compat, errors, incidents, ops
+from tocsin.api.context import AppContext, Clock, utc_now
+from tocsin.api.middleware import GuardAndMeasure
+from tocsin.config import Settings
+from tocsin.storage.db import Database
+
+log = logging.getLogger("tocsin")
+
+
+def create_app(settings: Settings, db: Database | None = None, clock: Clock = utc_now) -> FastAPI:
+    """Return the Tocsin web application for `settings` (the database must be migrated)."""
+    database = db or Database(settings.resolved_database_url())
+    ctx = AppContext.build(settings, database, clock)
+    app = FastAPI(
+        title="Tocsin",
+        version=__version__,
+        description=(
+            "Self-hosted incident response. Authenticate with `Authorization: Bearer <token>`."
+        ),
+        openapi_url="/openapi.json",
+    )
+    app.state.ctx = ctx
+    registry = CollectorRegistry()
+    registry.register(ops.OpenIncidents(ctx))
+    app.state.registry = registry
+    errors.install(app)
+    app.include_router(ops.router)
+    app.include_router(incidents.router)
+    app.include_router(admin.router)
+    app.include_router(compat.router)
+    _mount_web(app)
+    app.add_middleware(GuardAndMeasure, max_body=settings.max_body_bytes, registry=registry)
+    return app
+
+
+def _mount_web(app: FastAPI) -> None:
+    """Add the server-rendered UI when its package is present."""
+    try:
+        from tocsin.web import views
+    except ImportError:  # pragma: no cover - the web package ships with Tocsin
+        log.warning("web UI not available")
+        return
+    views.install(app)

@@ -1,0 +1,8 @@
+"""ASGI entry point for multi-worker serving: `uvicorn tocsin.api.asgi:app` (settings from env)."""
+
+from __future__ import annotations
+
+from tocsin.api.app import create_app
+from tocsin.config import Settings
+
+app = create_app(Settings())

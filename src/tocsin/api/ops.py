@@ -1,0 +1,67 @@
+"""/healthz, /readyz and /metrics."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+
+from fastapi import APIRouter, Request, Response
+from fastapi.responses import JSONResponse
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+from tocsin.api.context import AppContext
+from tocsin.api.deps import Ctx
+from tocsin.services import catalog, queries
+from tocsin.storage.db import is_migrated
+
+router = APIRouter(tags=["operations"])
+log = logging.getLogger("tocsin.ops")
+
+
+@router.get("/healthz", summary="Alive")
+def healthz() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+@router.get("/readyz", summary="Database reachable and migrated")
+def readyz(ctx: Ctx) -> JSONResponse:
+    try:
+        ctx.db.ping()
+        migrated = is_migrated(ctx.db.engine)
+    except Exception as exc:  # noqa: BLE001 - any database failure means not ready
+        log.warning("readiness check failed: %s", exc)
+        return JSONResponse(status_code=503, content={"status": "database unreachable"})
+    if not migrated:
+        return JSONResponse(status_code=503, content={"status": "database not migrated"})
+    return JSONResponse(content={"status": "ready"})
+
+
+@router.get("/metrics", summary="Prometheus metrics", response_class=Response)
+def metrics(request: Request) -> Response:
+    registry: CollectorRegistry = request.app.state.registry
+    return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+
+
+class OpenIncidents(Collector):
+    """Open incidents by severity, read from the database at scrape time."""
+
+    def __init__(self, ctx: AppContext) -> None:
+        self.ctx = ctx
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        family = GaugeMetricFamily(
+            "tocsin_open_incidents", "Open incidents by severity.", labels=["severity"]
+        )
+        try:
+            with self.ctx.db.read() as session:
+                counts = queries.open_counts_by_severity(session)
+                for level in catalog.severities(session):
+                    counts.setdefault(level.name, 0)
+        except Exception as exc:  # noqa: BLE001 - a scrape must not fail because the DB is down
+            log.warning("could not count open incidents: %s", exc)
+            counts = {}
+        for severity, count in sorted(counts.items()):
+            family.add_metric([severity], count)
+        yield family

@@ -1,0 +1,112 @@
+"""Turn incident rows into API bodies, loading related rows for a whole page at once."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from sqlalchemy.orm import Session
+
+from tocsin.api.schemas import (
+    ChecklistItemOut,
+    EventOut,
+    IncidentOut,
+    MilestonesOut,
+    RevisionOut,
+)
+from tocsin.core.incidents import Status, allowed_next, incident_reference
+from tocsin.services import catalog, checklists, queries, timeline
+from tocsin.storage.tables import ChecklistItemRow, IncidentRow, TimelineEventRow
+
+
+def incidents_out(
+    session: Session, rows: Sequence[IncidentRow], *, with_checklist: bool = False
+) -> list[IncidentOut]:
+    """Serialise incidents with their services, roles and checklist progress."""
+    ids = [r.id for r in rows]
+    services = queries.services_by_incident(session, ids)
+    roles = queries.roles_by_incident(session, ids)
+    progress = queries.checklist_progress(session, ids)
+    respond_within = {s.name: s.respond_within for s in catalog.severities(session)}
+    out = []
+    for row in rows:
+        status = Status(row.status)
+        window = respond_within.get(row.severity)
+        done, total = progress[row.id]
+        out.append(
+            IncidentOut(
+                id=row.id,
+                ref=incident_reference(row.id),
+                slug=row.slug,
+                title=row.title,
+                description=row.description,
+                severity=row.severity,
+                status=status,
+                allowed_next=list(allowed_next(status)),
+                services=services[row.id],
+                customer_impact=row.customer_impact,
+                resolution=row.resolution,
+                tags=list(row.tags or []),
+                roles=roles[row.id],
+                created_by=row.created_by,
+                created_at=row.created_at,
+                updated_at=row.updated_at,
+                version=row.version,
+                milestones=MilestonesOut(
+                    detected=row.detected_at,
+                    declared=row.declared_at,
+                    acknowledged=row.acknowledged_at,
+                    mitigated=row.mitigated_at,
+                    resolved=row.resolved_at,
+                    closed=row.closed_at,
+                ),
+                respond_by=row.declared_at + window if window else None,
+                checklist_done=done,
+                checklist_total=total,
+                checklist=(
+                    [checklist_item_out(i) for i in checklists.items(session, row.id)]
+                    if with_checklist
+                    else None
+                ),
+                url=f"/incidents/{row.id}",
+            )
+        )
+    return out
+
+
+def incident_out(session: Session, row: IncidentRow) -> IncidentOut:
+    return incidents_out(session, [row], with_checklist=True)[0]
+
+
+def checklist_item_out(item: ChecklistItemRow) -> ChecklistItemOut:
+    return ChecklistItemOut(
+        id=item.id,
+        text=item.text,
+        severity=item.severity,
+        done=item.done,
+        done_at=item.done_at,
+        done_by=item.done_by,
+    )
+
+
+def events_out(session: Session, events: Sequence[TimelineEventRow]) -> list[EventOut]:
+    """Serialise timeline events with the earlier texts of edited notes."""
+    revs = timeline.revisions(session, [e.id for e in events if e.edited_at is not None])
+    return [
+        EventOut(
+            id=e.id,
+            incident_id=e.incident_id,
+            at=e.at,
+            actor=e.actor,
+            source=e.source,
+            kind=e.kind,
+            text=e.text,
+            data=dict(e.data or {}),
+            pinned=e.pinned,
+            edited_at=e.edited_at,
+            revisions=[
+                RevisionOut(text=r.text, replaced_at=r.replaced_at, replaced_by=r.replaced_by)
+                for r in revs.get(e.id, [])
+            ],
+        )
+        for e in events
+    ]

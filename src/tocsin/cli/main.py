@@ -1,0 +1,193 @@
+"""The `tocsin` command: server, database and admin tasks, config-as-code, incidents."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from tocsin.config import Settings
+
+app = typer.Typer(
+    name="tocsin",
+    help="Tocsin: self-hosted incident response.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+db_app = typer.Typer(help="Database administration.", no_args_is_help=True)
+token_app = typer.Typer(help="API tokens.", no_args_is_help=True)
+user_app = typer.Typer(help="Users (web login).", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+app.add_typer(token_app, name="token")
+app.add_typer(user_app, name="user")
+
+console = Console()
+err = Console(stderr=True)
+
+
+def _settings(**overrides: object) -> Settings:
+    values = {k: v for k, v in overrides.items() if v is not None}
+    return Settings(**values)  # type: ignore[arg-type]
+
+
+def _apply_file(settings: Settings, path: Path) -> None:
+    from tocsin.configfile import ConfigError, apply_config, load_config
+    from tocsin.storage.db import Database
+
+    try:
+        doc = load_config(path.read_text(encoding="utf-8"), str(path))
+        db = Database(settings.resolved_database_url())
+        with db.write() as session:
+            report = apply_config(session, doc)
+            session.commit()
+        db.dispose()
+    except ConfigError as exc:
+        err.print(f"[red]{path}: configuration rejected[/red]", highlight=False)
+        err.print(str(exc), highlight=False, markup=False)
+        raise typer.Exit(1) from exc
+    console.print(report.render(), highlight=False, markup=False)
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="Interface to listen on [TOCSIN_HOST].")] = None,
+    port: Annotated[int | None, typer.Option(help="Port [TOCSIN_PORT].")] = None,
+    config: Annotated[
+        Path | None,
+        typer.Option("--config", "-c", help="YAML applied at start-up [TOCSIN_CONFIG_FILE]."),
+    ] = None,
+    database_url: Annotated[str | None, typer.Option(help="[TOCSIN_DATABASE_URL]")] = None,
+    workers: Annotated[int, typer.Option(help="Worker processes (PostgreSQL only).")] = 1,
+) -> None:
+    """Migrate the database, apply --config, and serve the API and web UI."""
+    import uvicorn
+
+    from tocsin import logs
+    from tocsin.storage.db import upgrade
+
+    settings = _settings(host=host, port=port, config_file=config, database_url=database_url)
+    logs.setup(settings.log_level, settings.log_format)
+    url = settings.resolved_database_url()
+    upgrade(url)
+    if settings.config_file:
+        _apply_file(settings, settings.config_file)
+    settings.resolved_secret_key()
+    base = settings.public_url or f"http://{settings.host}:{settings.port}"
+    console.print(f"Tocsin serving on [bold]{base}[/bold] (database: {_redact(url)})")
+    if workers > 1 and url.startswith("sqlite"):
+        err.print("[yellow]SQLite has one writer: serving with a single worker[/yellow]")
+        workers = 1
+    if workers > 1:
+        uvicorn.run(
+            "tocsin.api.asgi:app",
+            host=settings.host,
+            port=settings.port,
+            workers=workers,
+            log_level=settings.log_level.lower(),
+            access_log=False,
+        )
+        return
+    from tocsin.api.app import create_app
+
+    uvicorn.run(
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        log_level=settings.log_level.lower(),
+        access_log=False,
+    )
+
+
+def _redact(url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).render_as_string(hide_password=True)
+
+
+@db_app.command("upgrade")
+def db_upgrade(
+    database_url: Annotated[str | None, typer.Option(help="[TOCSIN_DATABASE_URL]")] = None,
+) -> None:
+    """Migrate the database to the newest schema."""
+    from tocsin.storage.db import upgrade
+
+    settings = _settings(database_url=database_url)
+    upgrade(settings.resolved_database_url())
+    console.print("database is at the newest schema")
+
+
+@token_app.command("create")
+def token_create(
+    name: Annotated[str, typer.Option(help="A name to recognise the token by.")],
+    scope: Annotated[
+        list[str], typer.Option("--scope", "-s", help="read, respond or admin; repeatable.")
+    ],
+    user: Annotated[
+        str | None, typer.Option(help="Attribute the token's writes to this user.")
+    ] = None,
+    database_url: Annotated[str | None, typer.Option(help="[TOCSIN_DATABASE_URL]")] = None,
+) -> None:
+    """Create an API token (printed once; only its hash is stored)."""
+    from tocsin.core.errors import DomainError
+    from tocsin.services import access
+    from tocsin.storage.db import Database, upgrade
+
+    settings = _settings(database_url=database_url)
+    upgrade(settings.resolved_database_url())
+    db = Database(settings.resolved_database_url())
+    try:
+        with db.write() as session:
+            issued = access.create_token(
+                session, datetime.now(UTC), name=name, scopes=scope, user_id=user
+            )
+            session.commit()
+    except DomainError as exc:
+        err.print(f"[red]{exc.message}[/red]")
+        raise typer.Exit(1) from exc
+    console.print(issued.token, highlight=False, markup=False, soft_wrap=True)
+    err.print(f"token {issued.name!r} (id {issued.id}) with scopes {', '.join(issued.scopes)}")
+
+
+@user_app.command("set-password")
+def user_set_password(
+    user_id: Annotated[str, typer.Argument(help="User id from the configuration.")],
+    password: Annotated[
+        str,
+        typer.Option(prompt=True, hide_input=True, confirmation_prompt=True, help="New password."),
+    ],
+    database_url: Annotated[str | None, typer.Option(help="[TOCSIN_DATABASE_URL]")] = None,
+    if_unset: Annotated[bool, typer.Option(help="Only when the user has no password yet.")] = False,
+) -> None:
+    """Set a user's web login password."""
+    from tocsin.core.errors import DomainError
+    from tocsin.services import access
+    from tocsin.storage.db import Database
+    from tocsin.storage.tables import UserRow
+
+    settings = _settings(database_url=database_url)
+    db = Database(settings.resolved_database_url())
+    try:
+        with db.write() as session:
+            user = session.get(UserRow, user_id)
+            if if_unset and user is not None and user.password_hash:
+                console.print(f"{user_id} already has a password; left as it is")
+                return
+            access.set_password(session, user_id, password)
+            session.commit()
+    except DomainError as exc:
+        err.print(f"[red]{exc.message}[/red]")
+        raise typer.Exit(1) from exc
+    console.print(f"password set for {user_id}")
+
+
+def _register_extensions() -> None:
+    from tocsin.cli import config_cmds, incident_cmds
+
+    config_cmds.register(app)
+    incident_cmds.register(app)
+
+
+_register_extensions()

@@ -29,7 +29,7 @@ run: $(STAMP)
 	@echo "  Log in at http://127.0.0.1:8080/login as '$(DEMO_USER)' with password '$(DEMO_PASSWORD)'"
 	@echo "  (every user in examples/demo.yaml can get one: .venv/bin/tocsin user set-password <id>)"
 	@echo ""
-	$(BIN)/tocsin serve --config examples/demo.yaml
+	$(BIN)/tocsin serve
 
 # Debian packages the tests need: Chromium for the browser tests.
 system-deps:

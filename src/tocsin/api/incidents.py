@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Header, Path, Query, Response
 from pydantic import AwareDatetime
+from sqlalchemy.orm import Session
 
+from tocsin.api.context import AppContext
 from tocsin.api.deps import Ctx, Reader, Responder
 from tocsin.api.schemas import (
     MAX_ID,
@@ -30,12 +34,21 @@ from tocsin.api.views import checklist_item_out, events_out, incident_out, incid
 from tocsin.core.errors import NotFound
 from tocsin.core.incidents import Milestone, Status, parse_reference
 from tocsin.services import checklists, incidents, queries, timeline
+from tocsin.storage.tables import IncidentRow
 
 router = APIRouter(prefix="/api/v1/incidents", tags=["incidents"])
 
 IncidentId = Annotated[
     str, Path(description="Incident number (42) or reference (INC-42).", max_length=40)
 ]
+
+
+def _committed(ctx: AppContext, change: Callable[[Session, datetime], IncidentRow]) -> IncidentOut:
+    """Run one change in its own unit of work; the answer is built before the commit."""
+    with ctx.db.write() as session:
+        out = incident_out(session, change(session, ctx.clock()))
+        session.commit()
+    return out
 
 
 def _id(value: str) -> int:
@@ -58,10 +71,7 @@ def declare(body: IncidentCreate, ctx: Ctx, actor: Responder, response: Response
         detected_at=body.detected_at,
         roles=dict(body.roles),
     )
-    with ctx.db.write() as session:
-        row = incidents.declare(session, actor, ctx.clock(), decl)
-        out = incident_out(session, row)
-        session.commit()
+    out = _committed(ctx, lambda s, now: incidents.declare(s, actor, now, decl))
     response.headers["Location"] = f"/api/v1/incidents/{out.id}"
     return out
 
@@ -133,36 +143,35 @@ def patch_incident(
         roles=body.roles,
         note=body.note,
     )
-    with ctx.db.write() as session:
-        row = incidents.update_incident(
-            session, actor, ctx.clock(), _id(incident_id), changes, expected_version=expected
-        )
-        out = incident_out(session, row)
-        session.commit()
-    return out
+    return _committed(
+        ctx,
+        lambda s, now: incidents.update_incident(
+            s, actor, now, _id(incident_id), changes, expected_version=expected
+        ),
+    )
 
 
 @router.post("/{incident_id}/acknowledge", response_model=IncidentOut, summary="Acknowledge")
 def acknowledge(incident_id: IncidentId, ctx: Ctx, actor: Responder) -> IncidentOut:
-    with ctx.db.write() as session:
-        row = incidents.acknowledge(session, actor, ctx.clock(), _id(incident_id))
-        out = incident_out(session, row)
-        session.commit()
-    return out
+    return _committed(ctx, lambda s, now: incidents.acknowledge(s, actor, now, _id(incident_id)))
 
 
 @router.post("/{incident_id}/status", response_model=IncidentOut, summary="Change status")
 def change_status(
     incident_id: IncidentId, body: StatusChange, ctx: Ctx, actor: Responder
 ) -> IncidentOut:
-    with ctx.db.write() as session:
-        row = incidents.change_status(
-            session, actor, ctx.clock(), _id(incident_id), body.status,
-            note=body.note, resolution=body.resolution,
-        )  # fmt: skip
-        out = incident_out(session, row)
-        session.commit()
-    return out
+    return _committed(
+        ctx,
+        lambda s, now: incidents.change_status(
+            s,
+            actor,
+            now,
+            _id(incident_id),
+            body.status,
+            note=body.note,
+            resolution=body.resolution,
+        ),
+    )
 
 
 @router.post("/{incident_id}/resolve", response_model=IncidentOut, summary="Resolve")
@@ -170,14 +179,18 @@ def resolve(
     incident_id: IncidentId, ctx: Ctx, actor: Responder, body: Resolve | None = None
 ) -> IncidentOut:
     body = body or Resolve()
-    with ctx.db.write() as session:
-        row = incidents.change_status(
-            session, actor, ctx.clock(), _id(incident_id), Status.RESOLVED,
-            note=body.note, resolution=body.resolution,
-        )  # fmt: skip
-        out = incident_out(session, row)
-        session.commit()
-    return out
+    return _committed(
+        ctx,
+        lambda s, now: incidents.change_status(
+            s,
+            actor,
+            now,
+            _id(incident_id),
+            Status.RESOLVED,
+            note=body.note,
+            resolution=body.resolution,
+        ),
+    )
 
 
 @router.put("/{incident_id}/roles/{role}", response_model=IncidentOut, summary="Assign a role")
@@ -188,11 +201,9 @@ def assign_role(
     ctx: Ctx,
     actor: Responder,
 ) -> IncidentOut:
-    with ctx.db.write() as session:
-        row = incidents.assign_role(session, actor, ctx.clock(), _id(incident_id), role, body.user)
-        out = incident_out(session, row)
-        session.commit()
-    return out
+    return _committed(
+        ctx, lambda s, now: incidents.assign_role(s, actor, now, _id(incident_id), role, body.user)
+    )
 
 
 @router.put(
@@ -207,13 +218,12 @@ def correct_milestone(
     ctx: Ctx,
     actor: Responder,
 ) -> IncidentOut:
-    with ctx.db.write() as session:
-        row = incidents.correct_milestone(
-            session, actor, ctx.clock(), _id(incident_id), milestone, body.at, body.reason
-        )
-        out = incident_out(session, row)
-        session.commit()
-    return out
+    return _committed(
+        ctx,
+        lambda s, now: incidents.correct_milestone(
+            s, actor, now, _id(incident_id), milestone, body.at, body.reason
+        ),
+    )
 
 
 @router.post("/{incident_id}/notes", status_code=201, response_model=EventOut, summary="Add a note")

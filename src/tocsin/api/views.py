@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import asdict
 
 from sqlalchemy.orm import Session
 
@@ -15,6 +16,7 @@ from tocsin.api.schemas import (
 )
 from tocsin.core.incidents import Status, allowed_next, incident_reference
 from tocsin.services import catalog, checklists, queries, timeline
+from tocsin.services.incidents import milestones_of
 from tocsin.storage.tables import ChecklistItemRow, IncidentRow, TimelineEventRow
 
 
@@ -51,14 +53,7 @@ def incidents_out(
                 created_at=row.created_at,
                 updated_at=row.updated_at,
                 version=row.version,
-                milestones=MilestonesOut(
-                    detected=row.detected_at,
-                    declared=row.declared_at,
-                    acknowledged=row.acknowledged_at,
-                    mitigated=row.mitigated_at,
-                    resolved=row.resolved_at,
-                    closed=row.closed_at,
-                ),
+                milestones=MilestonesOut(**asdict(milestones_of(row))),
                 respond_by=row.declared_at + window if window else None,
                 checklist_done=done,
                 checklist_total=total,

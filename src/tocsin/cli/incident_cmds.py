@@ -65,6 +65,14 @@ def _json(data: Any, *, compact: bool = False) -> None:
     typer.echo(render.as_json(data, compact=compact))
 
 
+def _changed(incident: dict[str, Any], verb: str, *, as_json: bool) -> None:
+    """Print an incident the server has just changed: raw JSON or one summary line."""
+    if as_json:
+        _json(incident)
+    else:
+        out.print(render.change_line(incident, verb))
+
+
 @incident_app.command()
 def declare(
     title: Annotated[str, typer.Argument(help="What is wrong, in a few words.")],
@@ -191,10 +199,7 @@ def ack(
     number = _number(incident_id)
     with _api(server, token) as api:
         incident = api.post(f"/api/v1/incidents/{number}/acknowledge")
-    if as_json:
-        _json(incident)
-        return
-    out.print(render.change_line(incident, "acknowledged"))
+    _changed(incident, "acknowledged", as_json=as_json)
 
 
 @incident_app.command("status")
@@ -214,10 +219,7 @@ def change_status(
     body = {"status": status.strip().lower(), "note": note, "resolution": resolution}
     with _api(server, token) as api:
         incident = api.post(f"/api/v1/incidents/{number}/status", body)
-    if as_json:
-        _json(incident)
-        return
-    out.print(render.change_line(incident, "updated"))
+    _changed(incident, "updated", as_json=as_json)
 
 
 @incident_app.command()
@@ -237,10 +239,7 @@ def resolve(
         incident = api.post(
             f"/api/v1/incidents/{number}/resolve", {"resolution": resolution, "note": note}
         )
-    if as_json:
-        _json(incident)
-        return
-    out.print(render.change_line(incident, "resolved"))
+    _changed(incident, "resolved", as_json=as_json)
 
 
 @incident_app.command()

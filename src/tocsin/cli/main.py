@@ -81,6 +81,11 @@ def serve(
         err.print("[yellow]SQLite has one writer: serving with a single worker[/yellow]")
         workers = 1
     if workers > 1:
+        # Worker processes build their own Settings from the environment: hand the flags on.
+        import os
+
+        os.environ["TOCSIN_DATABASE_URL"] = url
+        os.environ["TOCSIN_SECRET_KEY"] = settings.resolved_secret_key()
         uvicorn.run(
             "tocsin.api.asgi:app",
             host=settings.host,

@@ -129,8 +129,9 @@ def patch_incident(
     if_match: Annotated[str | None, Header(max_length=40)] = None,
 ) -> IncidentOut:
     expected = body.version
-    if expected is None and if_match and if_match.strip('"W/').isdigit():
-        expected = int(if_match.strip('"W/'))
+    tag = (if_match or "").strip('"W/')
+    if expected is None and tag.isascii() and tag.isdigit():  # isdigit alone accepts "²"
+        expected = int(tag)
     changes = incidents.Changes(
         title=body.title,
         description=body.description,

@@ -128,4 +128,5 @@ def incident_slug(day: date, sequence: int) -> str:
 def parse_reference(text: str) -> int | None:
     """Return the incident number in 'INC-42' or '42', or None if it is neither."""
     cleaned = text.strip().upper().removeprefix("INC-")
-    return int(cleaned) if cleaned.isdigit() else None
+    # isascii: str.isdigit() also accepts digits such as "²" that int() rejects.
+    return int(cleaned) if cleaned.isascii() and cleaned.isdigit() else None

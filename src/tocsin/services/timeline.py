@@ -53,7 +53,7 @@ def edit_note(
     session: Session, actor: Actor, now: datetime, incident_id: int, event_id: int, text: str
 ) -> TimelineEventRow:
     """Replace a note's text, keeping the earlier text as a revision."""
-    _lock_incident(session, incident_id)
+    incident = _lock_incident(session, incident_id)
     event = get_event(session, incident_id, event_id)
     if event.kind != "note":
         raise InvalidInput("only notes can be edited; other events are records", field="event_id")
@@ -66,6 +66,9 @@ def edit_note(
     )
     event.text = text
     event.edited_at = now
+    # A new version tells open pages (which poll by version) to redraw the edited note.
+    incident.version += 1
+    incident.updated_at = now
     return event
 
 

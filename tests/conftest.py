@@ -19,6 +19,7 @@ import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
+from tocsin.services import catalog
 from tocsin.storage.db import Database, upgrade
 from tocsin.storage.tables import Base
 
@@ -78,6 +79,8 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path, sqlite_template: Path
         path = tmp_path / "tocsin.db"
         shutil.copy(sqlite_template, path)
         return f"sqlite:///{path}"
+    # PostgreSQL tests share one URL, so a catalog cached by the previous test must go.
+    catalog.invalidate()
     url: str = request.getfixturevalue("pg_url")
     engine = create_engine(url)
     with engine.begin() as conn:

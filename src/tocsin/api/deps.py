@@ -5,9 +5,10 @@ from __future__ import annotations
 import hmac
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
 
+import anyio.to_thread
 from fastapi import Depends, HTTPException, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
@@ -28,7 +29,7 @@ TOKEN_CACHE_SECONDS = 5.0
 _token_cache: dict[str, tuple[float, Actor | None]] = {}
 
 
-def get_ctx(request: Request) -> AppContext:
+async def get_ctx(request: Request) -> AppContext:
     ctx: AppContext = request.app.state.ctx
     return ctx
 
@@ -67,12 +68,26 @@ def _token_actor(ctx: AppContext, token: str, source: str) -> Actor | None:
     return actor.with_source(source) if actor else None
 
 
-def optional_actor(
+async def optional_actor(
     request: Request,
     ctx: Ctx,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> Actor | None:
-    """Return the caller from a bearer token or a session cookie, or None."""
+    """Return the caller; only a token cache miss or a session cookie leaves the event loop."""
+    if credentials is not None:
+        cached = _token_cache.get(credentials.credentials)
+        if cached and time.monotonic() - cached[0] < TOKEN_CACHE_SECONDS:
+            if cached[1] is None:
+                raise HTTPException(
+                    401, "invalid or revoked token", headers={"WWW-Authenticate": "Bearer"}
+                )
+            return cached[1].with_source(_source(request, "api"))
+    return await anyio.to_thread.run_sync(_resolve_actor, request, ctx, credentials)
+
+
+def _resolve_actor(
+    request: Request, ctx: AppContext, credentials: HTTPAuthorizationCredentials | None
+) -> Actor | None:
     if credentials is not None:
         actor = _token_actor(ctx, credentials.credentials, _source(request, "api"))
         if actor is None:
@@ -95,16 +110,16 @@ def optional_actor(
         return access.actor_for_user(user, _source(request, "web"))
 
 
-def current_actor(actor: Annotated[Actor | None, Depends(optional_actor)]) -> Actor:
+async def current_actor(actor: Annotated[Actor | None, Depends(optional_actor)]) -> Actor:
     if actor is None:
         raise HTTPException(401, "authentication required", headers={"WWW-Authenticate": "Bearer"})
     return actor
 
 
-def require(scope: Scope) -> Callable[[Actor], Actor]:
+def require(scope: Scope) -> Callable[[Actor], Awaitable[Actor]]:
     """Build a dependency that demands `scope` (403 when the actor lacks it)."""
 
-    def _check(actor: Annotated[Actor, Depends(current_actor)]) -> Actor:
+    async def _check(actor: Annotated[Actor, Depends(current_actor)]) -> Actor:
         if not actor.can(scope):
             raise HTTPException(403, f"this needs the {scope.value!r} scope")
         return actor

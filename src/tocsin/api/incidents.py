@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 
 from tocsin.api.context import AppContext
 from tocsin.api.deps import Ctx, Reader, Responder
+from tocsin.api.responses import model_response
 from tocsin.api.schemas import (
     MAX_ID,
     ChecklistOut,
@@ -30,7 +31,13 @@ from tocsin.api.schemas import (
     StatusChange,
     TimelineOut,
 )
-from tocsin.api.views import checklist_item_out, events_out, incident_out, incidents_out
+from tocsin.api.views import (
+    checklist_item_out,
+    declared_out,
+    events_out,
+    incident_out,
+    incidents_out,
+)
 from tocsin.core.errors import NotFound
 from tocsin.core.incidents import Milestone, Status, parse_reference
 from tocsin.services import checklists, incidents, queries, timeline
@@ -43,12 +50,15 @@ IncidentId = Annotated[
 ]
 
 
-def _committed(ctx: AppContext, change: Callable[[Session, datetime], IncidentRow]) -> IncidentOut:
-    """Run one change in its own unit of work; the answer is built before the commit."""
-    with ctx.db.write() as session:
-        out = incident_out(session, change(session, ctx.clock()))
-        session.commit()
-    return out
+async def _committed(
+    ctx: AppContext, change: Callable[[Session, datetime], IncidentRow]
+) -> Response:
+    """Run one change in a committed unit of work and answer with the incident.
+
+    The answer is built inside the transaction and released only after its COMMIT returned.
+    """
+    out = await ctx.db.run_write(lambda s: incident_out(s, change(s, ctx.clock())))
+    return model_response(out)
 
 
 def _id(value: str) -> int:
@@ -59,7 +69,7 @@ def _id(value: str) -> int:
 
 
 @router.post("", status_code=201, response_model=IncidentOut, summary="Declare an incident")
-def declare(body: IncidentCreate, ctx: Ctx, actor: Responder, response: Response) -> IncidentOut:
+async def declare(body: IncidentCreate, ctx: Ctx, actor: Responder) -> Response:
     decl = incidents.Declaration(
         title=body.title,
         severity=body.severity,
@@ -71,9 +81,12 @@ def declare(body: IncidentCreate, ctx: Ctx, actor: Responder, response: Response
         detected_at=body.detected_at,
         roles=dict(body.roles),
     )
-    out = _committed(ctx, lambda s, now: incidents.declare(s, actor, now, decl))
-    response.headers["Location"] = f"/api/v1/incidents/{out.id}"
-    return out
+    # Declarations queued together are written together (executemany, one COMMIT).
+    declared = await ctx.db.run_write_batched(
+        "declare", (actor, ctx.clock(), decl), incidents.declare_many
+    )
+    out = declared_out(declared)
+    return model_response(out, 201, {"Location": f"/api/v1/incidents/{out.id}"})
 
 
 @router.get("", response_model=IncidentPage, summary="List incidents, newest first")
@@ -94,7 +107,7 @@ def list_incidents(
     ] = None,
     cursor: Annotated[str | None, Query(max_length=200)] = None,
     limit: Annotated[int, Query(ge=1, le=queries.MAX_PAGE)] = 50,
-) -> IncidentPage:
+) -> Response:
     statuses = [s.value for s in status or []]
     if open_ is True:
         statuses = statuses or ["triggered", "investigating", "identified", "monitoring"]
@@ -111,23 +124,25 @@ def list_incidents(
     )
     with ctx.db.read() as session:
         rows, next_cursor = queries.list_incidents(session, flt, cursor=cursor, limit=limit)
-        return IncidentPage(items=incidents_out(session, rows), next_cursor=next_cursor)
+        return model_response(
+            IncidentPage(items=incidents_out(session, rows), next_cursor=next_cursor)
+        )
 
 
 @router.get("/{incident_id}", response_model=IncidentOut, summary="Read one incident")
-def get_incident(incident_id: IncidentId, ctx: Ctx, _actor: Reader) -> IncidentOut:
+def get_incident(incident_id: IncidentId, ctx: Ctx, _actor: Reader) -> Response:
     with ctx.db.read() as session:
-        return incident_out(session, incidents.get(session, _id(incident_id)))
+        return model_response(incident_out(session, incidents.get(session, _id(incident_id))))
 
 
 @router.patch("/{incident_id}", response_model=IncidentOut, summary="Change any field")
-def patch_incident(
+async def patch_incident(
     incident_id: IncidentId,
     body: IncidentPatch,
     ctx: Ctx,
     actor: Responder,
     if_match: Annotated[str | None, Header(max_length=40)] = None,
-) -> IncidentOut:
+) -> Response:
     expected = body.version
     tag = (if_match or "").strip('"W/')
     if expected is None and tag.isascii() and tag.isdigit():  # isdigit alone accepts "²"
@@ -144,7 +159,7 @@ def patch_incident(
         roles=body.roles,
         note=body.note,
     )
-    return _committed(
+    return await _committed(
         ctx,
         lambda s, now: incidents.update_incident(
             s, actor, now, _id(incident_id), changes, expected_version=expected
@@ -153,15 +168,17 @@ def patch_incident(
 
 
 @router.post("/{incident_id}/acknowledge", response_model=IncidentOut, summary="Acknowledge")
-def acknowledge(incident_id: IncidentId, ctx: Ctx, actor: Responder) -> IncidentOut:
-    return _committed(ctx, lambda s, now: incidents.acknowledge(s, actor, now, _id(incident_id)))
+async def acknowledge(incident_id: IncidentId, ctx: Ctx, actor: Responder) -> Response:
+    return await _committed(
+        ctx, lambda s, now: incidents.acknowledge(s, actor, now, _id(incident_id))
+    )
 
 
 @router.post("/{incident_id}/status", response_model=IncidentOut, summary="Change status")
-def change_status(
+async def change_status(
     incident_id: IncidentId, body: StatusChange, ctx: Ctx, actor: Responder
-) -> IncidentOut:
-    return _committed(
+) -> Response:
+    return await _committed(
         ctx,
         lambda s, now: incidents.change_status(
             s,
@@ -176,11 +193,11 @@ def change_status(
 
 
 @router.post("/{incident_id}/resolve", response_model=IncidentOut, summary="Resolve")
-def resolve(
+async def resolve(
     incident_id: IncidentId, ctx: Ctx, actor: Responder, body: Resolve | None = None
-) -> IncidentOut:
+) -> Response:
     body = body or Resolve()
-    return _committed(
+    return await _committed(
         ctx,
         lambda s, now: incidents.change_status(
             s,
@@ -195,14 +212,14 @@ def resolve(
 
 
 @router.put("/{incident_id}/roles/{role}", response_model=IncidentOut, summary="Assign a role")
-def assign_role(
+async def assign_role(
     incident_id: IncidentId,
     role: Annotated[str, Path(max_length=64)],
     body: RoleAssign,
     ctx: Ctx,
     actor: Responder,
-) -> IncidentOut:
-    return _committed(
+) -> Response:
+    return await _committed(
         ctx, lambda s, now: incidents.assign_role(s, actor, now, _id(incident_id), role, body.user)
     )
 
@@ -212,14 +229,14 @@ def assign_role(
     response_model=IncidentOut,
     summary="Correct a milestone time (commander or admin, with a reason)",
 )
-def correct_milestone(
+async def correct_milestone(
     incident_id: IncidentId,
     milestone: Milestone,
     body: MilestoneCorrection,
     ctx: Ctx,
     actor: Responder,
-) -> IncidentOut:
-    return _committed(
+) -> Response:
+    return await _committed(
         ctx,
         lambda s, now: incidents.correct_milestone(
             s, actor, now, _id(incident_id), milestone, body.at, body.reason
@@ -228,12 +245,16 @@ def correct_milestone(
 
 
 @router.post("/{incident_id}/notes", status_code=201, response_model=EventOut, summary="Add a note")
-def add_note(incident_id: IncidentId, body: NoteCreate, ctx: Ctx, actor: Responder) -> EventOut:
-    with ctx.db.write() as session:
-        event = timeline.add_note(session, actor, ctx.clock(), _id(incident_id), body.text)
-        out = events_out(session, [event])[0]
-        session.commit()
-    return out
+async def add_note(
+    incident_id: IncidentId, body: NoteCreate, ctx: Ctx, actor: Responder
+) -> Response:
+    number = _id(incident_id)
+
+    def job(session: Session) -> EventOut:
+        event = timeline.add_note(session, actor, ctx.clock(), number, body.text)
+        return events_out(session, [event])[0]
+
+    return model_response(await ctx.db.run_write(job), 201)
 
 
 @router.get("/{incident_id}/timeline", response_model=TimelineOut, summary="Read the timeline")
@@ -245,12 +266,12 @@ def read_timeline(
         int | None, Query(ge=0, le=MAX_ID, description="Only events after this id.")
     ] = None,
     pinned: Annotated[bool, Query(description="Only pinned events.")] = False,
-) -> TimelineOut:
+) -> Response:
     with ctx.db.read() as session:
         number = _id(incident_id)
         incidents.get(session, number)
         events = timeline.events(session, number, after_id=after, pinned_only=pinned)
-        return TimelineOut(items=events_out(session, events))
+        return model_response(TimelineOut(items=events_out(session, events)))
 
 
 @router.patch(
@@ -258,15 +279,16 @@ def read_timeline(
     response_model=EventOut,
     summary="Pin/unpin an event or edit a note (earlier text is kept)",
 )
-def patch_event(
+async def patch_event(
     incident_id: IncidentId,
     event_id: Annotated[int, Path(ge=1, le=MAX_ID)],
     body: EventPatch,
     ctx: Ctx,
     actor: Responder,
-) -> EventOut:
-    with ctx.db.write() as session:
-        number = _id(incident_id)
+) -> Response:
+    number = _id(incident_id)
+
+    def job(session: Session) -> EventOut:
         now = ctx.clock()
         event = timeline.get_event(session, number, event_id)
         if body.text is not None:
@@ -274,31 +296,33 @@ def patch_event(
         if body.pinned is not None:
             event = timeline.set_pinned(session, actor, now, number, event_id, body.pinned)
         session.flush()
-        out = events_out(session, [event])[0]
-        session.commit()
-    return out
+        return events_out(session, [event])[0]
+
+    return model_response(await ctx.db.run_write(job))
 
 
 @router.post(
     "/{incident_id}/timeline/{event_id}/pin", response_model=EventOut, summary="Pin an event"
 )
-def pin_event(
+async def pin_event(
     incident_id: IncidentId,
     event_id: Annotated[int, Path(ge=1, le=MAX_ID)],
     ctx: Ctx,
     actor: Responder,
-) -> EventOut:
-    return patch_event(incident_id, event_id, EventPatch(pinned=True), ctx, actor)
+) -> Response:
+    return await patch_event(incident_id, event_id, EventPatch(pinned=True), ctx, actor)
 
 
 @router.get("/{incident_id}/checklist", response_model=ChecklistOut, summary="Read the checklist")
-def read_checklist(incident_id: IncidentId, ctx: Ctx, _actor: Reader) -> ChecklistOut:
+def read_checklist(incident_id: IncidentId, ctx: Ctx, _actor: Reader) -> Response:
     with ctx.db.read() as session:
         number = _id(incident_id)
         incidents.get(session, number)
-        return ChecklistOut(
-            items=[checklist_item_out(i) for i in checklists.items(session, number)]
-        )
+        return model_response(_checklist(session, number))
+
+
+def _checklist(session: Session, number: int) -> ChecklistOut:
+    return ChecklistOut(items=[checklist_item_out(i) for i in checklists.items(session, number)])
 
 
 @router.post(
@@ -306,18 +330,19 @@ def read_checklist(incident_id: IncidentId, ctx: Ctx, _actor: Reader) -> Checkli
     response_model=ChecklistOut,
     summary="Tick (or untick with done=false) a checklist item",
 )
-def tick_item(
+async def tick_item(
     incident_id: IncidentId,
     item_id: Annotated[int, Path(ge=1, le=MAX_ID)],
     ctx: Ctx,
     actor: Responder,
     body: ChecklistTick | None = None,
-) -> ChecklistOut:
+) -> Response:
     done = body.done if body else True
-    with ctx.db.write() as session:
-        number = _id(incident_id)
+    number = _id(incident_id)
+
+    def job(session: Session) -> ChecklistOut:
         checklists.tick(session, actor, ctx.clock(), number, item_id, done)
         session.flush()
-        out = ChecklistOut(items=[checklist_item_out(i) for i in checklists.items(session, number)])
-        session.commit()
-    return out
+        return _checklist(session, number)
+
+    return model_response(await ctx.db.run_write(job))

@@ -21,13 +21,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from sqlalchemy import text
+from sqlalchemy import event, text
 from sqlalchemy.orm import Session
 
 from tocsin.configfile.errors import ConfigError, ConfigIssue
 from tocsin.configfile.report import ApplyReport, Change
 from tocsin.configfile.schema import ConfigDocument, Spec
 from tocsin.configfile.sections import SECTIONS, Current, Fields, Section
+from tocsin.services import catalog
 
 # Serialises concurrent applies across instances on PostgreSQL (arbitrary constant: "TOCS").
 _APPLY_LOCK_KEY = 0x544F4353
@@ -81,6 +82,10 @@ def apply_config(
         if not dry_run:
             # Flush per section so rows exist before the next section's foreign keys name them.
             session.flush()
+    if not dry_run and report.changed:
+        # Drop cached catalogs once the change is committed (not before: a reader in between
+        # would cache the old catalog again).
+        event.listen(session, "after_commit", lambda _s: catalog.invalidate(), once=True)
     return report
 
 

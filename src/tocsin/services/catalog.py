@@ -1,8 +1,16 @@
-"""Lookups of configured objects (severities, services, roles, users) with clear errors."""
+"""Lookups of configured objects (severities, services, roles, users) with clear errors.
+
+The catalog changes only through `tocsin apply`, but every write checks names against it, so it
+is read once into a snapshot and kept briefly. `apply_config` calls invalidate() so this process
+sees its own change at once; other processes see it within SNAPSHOT_SECONDS.
+"""
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import timedelta
 
 from sqlalchemy import select
@@ -10,15 +18,56 @@ from sqlalchemy.orm import Session
 
 from tocsin.core.errors import InvalidInput
 from tocsin.core.severity import Severity
-from tocsin.storage.tables import IncidentRoleRow, ServiceRow, SeverityRow, UserRow
+from tocsin.storage.tables import (
+    ChecklistTemplateItemRow,
+    IncidentRoleRow,
+    ServiceRow,
+    SeverityRow,
+    UserRow,
+)
+
+SNAPSHOT_SECONDS = 2.0
 
 
-def severities(session: Session) -> list[Severity]:
-    """Return the active severity scheme, most severe first."""
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    """The active (non-archived) catalog at one moment."""
+
+    severities: tuple[Severity, ...]
+    roles: tuple[str, ...]
+    services: tuple[str, ...]
+    users: frozenset[str]
+    checklists: Mapping[str, tuple[str, ...]]
+
+
+_lock = threading.Lock()
+_cache: dict[str, tuple[float, Snapshot]] = {}
+
+
+def invalidate() -> None:
+    """Forget every cached snapshot (after the configuration changed)."""
+    with _lock:
+        _cache.clear()
+
+
+def snapshot(session: Session) -> Snapshot:
+    """Return the catalog, read from the database at most every SNAPSHOT_SECONDS."""
+    key = str(session.get_bind().engine.url)
+    now = time.monotonic()
+    cached = _cache.get(key)
+    if cached and now - cached[0] < SNAPSHOT_SECONDS:
+        return cached[1]
+    fresh = _load(session)
+    with _lock:
+        _cache[key] = (now, fresh)
+    return fresh
+
+
+def _load(session: Session) -> Snapshot:
     rows = session.scalars(
         select(SeverityRow).where(SeverityRow.archived.is_(False)).order_by(SeverityRow.position)
     ).all()
-    return [
+    severities = tuple(
         Severity(
             name=r.name,
             label=r.label,
@@ -29,7 +78,41 @@ def severities(session: Session) -> list[Severity]:
             rank=r.position,
         )
         for r in rows
-    ]
+    )
+    checklists: dict[str, list[str]] = {}
+    for severity, text in session.execute(
+        select(ChecklistTemplateItemRow.severity, ChecklistTemplateItemRow.text).order_by(
+            ChecklistTemplateItemRow.severity, ChecklistTemplateItemRow.position
+        )
+    ):
+        checklists.setdefault(severity, []).append(text)
+    return Snapshot(
+        severities=severities,
+        roles=tuple(
+            session.scalars(
+                select(IncidentRoleRow.name)
+                .where(IncidentRoleRow.archived.is_(False))
+                .order_by(IncidentRoleRow.position)
+            )
+        ),
+        services=tuple(
+            session.scalars(
+                select(ServiceRow.id).where(ServiceRow.archived.is_(False)).order_by(ServiceRow.id)
+            )
+        ),
+        users=frozenset(session.scalars(select(UserRow.id).where(UserRow.archived.is_(False)))),
+        checklists={k: tuple(v) for k, v in checklists.items()},
+    )
+
+
+def severities(session: Session) -> list[Severity]:
+    """Return the active severity scheme, most severe first."""
+    return list(snapshot(session).severities)
+
+
+def checklist_template(session: Session, severity: str) -> tuple[str, ...]:
+    """Return the configured checklist items of a severity, in order."""
+    return snapshot(session).checklists.get(severity, ())
 
 
 def check_services(session: Session, wanted: Sequence[str]) -> list[str]:
@@ -37,52 +120,30 @@ def check_services(session: Session, wanted: Sequence[str]) -> list[str]:
     unique = list(dict.fromkeys(s.strip() for s in wanted if s.strip()))
     if not unique:
         return []
-    found = set(
-        session.scalars(
-            select(ServiceRow.id).where(ServiceRow.id.in_(unique), ServiceRow.archived.is_(False))
-        )
-    )
-    unknown = [s for s in unique if s not in found]
+    valid = snapshot(session).services
+    unknown = [s for s in unique if s not in valid]
     if unknown:
-        valid = list(
-            session.scalars(
-                select(ServiceRow.id).where(ServiceRow.archived.is_(False)).order_by(ServiceRow.id)
-            )
-        )
         names = ", ".join(map(repr, unknown))
         raise InvalidInput(
             f"unknown service {names}; valid: {', '.join(valid) or '(none)'}",
             field="services",
-            valid=valid,
+            valid=list(valid),
         )
     return unique
 
 
 def role_exists(session: Session, name: str) -> bool:
-    return (
-        session.scalar(
-            select(IncidentRoleRow.name).where(
-                IncidentRoleRow.name == name, IncidentRoleRow.archived.is_(False)
-            )
-        )
-        is not None
-    )
+    return name in snapshot(session).roles
 
 
 def check_role_name(session: Session, name: str) -> None:
     """Fail unless `name` is a configured incident role."""
-    if not role_exists(session, name):
-        valid = list(
-            session.scalars(
-                select(IncidentRoleRow.name)
-                .where(IncidentRoleRow.archived.is_(False))
-                .order_by(IncidentRoleRow.position)
-            )
-        )
+    valid = snapshot(session).roles
+    if name not in valid:
         raise InvalidInput(
             f"unknown role {name!r}; valid: {', '.join(valid) or '(none)'}",
             field="roles",
-            valid=valid,
+            valid=list(valid),
         )
 
 
@@ -90,15 +151,7 @@ def check_roles(session: Session, roles: Mapping[str, str]) -> None:
     """Fail unless every role is configured and every assignee is an active user."""
     for role in roles:
         check_role_name(session, role)
-    users = set(roles.values())
-    if not users:
-        return
-    found = set(
-        session.scalars(
-            select(UserRow.id).where(UserRow.id.in_(users), UserRow.archived.is_(False))
-        )
-    )
-    unknown = sorted(users - found)
+    unknown = sorted(set(roles.values()) - snapshot(session).users)
     if unknown:
         raise InvalidInput(
             f"unknown user {', '.join(map(repr, unknown))}",
@@ -108,6 +161,4 @@ def check_roles(session: Session, roles: Mapping[str, str]) -> None:
 
 
 def active_user_ids(session: Session) -> list[str]:
-    return list(
-        session.scalars(select(UserRow.id).where(UserRow.archived.is_(False)).order_by(UserRow.id))
-    )
+    return sorted(snapshot(session).users)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import delete, insert, select, update
@@ -17,7 +17,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from tocsin.core.actors import Actor
-from tocsin.core.errors import Forbidden, InvalidInput, NotFound, VersionConflict
+from tocsin.core.errors import DomainError, Forbidden, InvalidInput, NotFound, VersionConflict
 from tocsin.core.incidents import (
     Milestone,
     Milestones,
@@ -31,11 +31,11 @@ from tocsin.services import catalog
 from tocsin.services.timeline import record
 from tocsin.storage.tables import (
     ChecklistItemRow,
-    ChecklistTemplateItemRow,
     IncidentRoleAssignmentRow,
     IncidentRow,
     IncidentServiceRow,
     SlugCounterRow,
+    TimelineEventRow,
 )
 
 _MILESTONE_COLUMNS = {
@@ -79,8 +79,138 @@ class Changes:
     note: str | None = None
 
 
+@dataclass(slots=True)
+class Declared:
+    """A new incident and what was written with it, so callers need not read it back."""
+
+    incident: IncidentRow
+    severity: Severity
+    services: list[str]
+    roles: dict[str, str]
+    checklist: list[tuple[int, str]]
+
+
 def declare(session: Session, actor: Actor, now: datetime, decl: Declaration) -> IncidentRow:
     """Open a new incident with its checklist, roles and first timeline event."""
+    return declare_full(session, actor, now, decl).incident
+
+
+def declare_full(session: Session, actor: Actor, now: datetime, decl: Declaration) -> Declared:
+    """Declare one incident, returning the related rows too."""
+    result = declare_many(session, [(actor, now, decl)])[0]
+    if isinstance(result, Exception):
+        raise result
+    return result
+
+
+@dataclass(slots=True)
+class _Valid:
+    index: int
+    actor: Actor
+    now: datetime
+    decl: Declaration
+    severity: Severity
+    services: list[str]
+    roles: dict[str, str]
+
+
+def declare_many(
+    session: Session, items: Sequence[tuple[Actor, datetime, Declaration]]
+) -> list[Declared | Exception]:
+    """Declare a batch with one statement per table; a rejected item does not stop the rest.
+
+    This is the hot path (group commit hands it every declaration queued meanwhile), so rows
+    are written with executemany and the results are built from what was written.
+    """
+    results: list[Declared | Exception] = []
+    valid: list[_Valid] = []
+    for index, (actor, now, decl) in enumerate(items):
+        try:
+            valid.append(_validate(session, index, actor, now, decl))
+            results.append(DomainError("pending"))
+        except DomainError as exc:
+            results.append(exc)
+    if not valid:
+        return results
+    slugs = _next_slugs(session, [v.now for v in valid])
+    rows = [
+        {
+            "slug": slug,
+            "title": v.decl.title,
+            "description": v.decl.description,
+            "severity": v.severity.name,
+            "status": Status.TRIGGERED.value,
+            "customer_impact": v.decl.customer_impact,
+            "resolution": "",
+            "tags": _clean_tags(v.decl.tags),
+            "created_by": v.actor.id,
+            "version": 1,
+            "created_at": v.now,
+            "updated_at": v.now,
+            "detected_at": v.decl.detected_at or v.now,
+            "declared_at": v.now,
+        }
+        for v, slug in zip(valid, slugs, strict=True)
+    ]
+    ids = session.scalars(
+        insert(IncidentRow).returning(IncidentRow.id, sort_by_parameter_order=True), rows
+    ).all()
+    service_rows, role_rows, checklist_rows, events = [], [], [], []
+    for incident_id, v in zip(ids, valid, strict=True):
+        service_rows += [{"incident_id": incident_id, "service_id": s} for s in v.services]
+        role_rows += [
+            {"incident_id": incident_id, "role": r, "user_id": u, "assigned_at": v.now}
+            for r, u in v.roles.items()
+        ]
+        checklist_rows += [
+            {"incident_id": incident_id, "position": p, "text": t, "severity": v.severity.name}
+            for p, t in enumerate(catalog.checklist_template(session, v.severity.name))
+        ]
+        events.append(
+            _event(incident_id, v.actor, v.now, "declared",
+                   f"Declared {v.severity.name} incident: {v.decl.title}",
+                   {"severity": v.severity.name, "services": list(v.services)})
+        )  # fmt: skip
+        events += [
+            _event(incident_id, v.actor, v.now, "role_assigned", f"{u} is {r}",
+                   {"role": r, "old": None, "new": u})
+            for r, u in v.roles.items()
+        ]  # fmt: skip
+    if service_rows:
+        session.execute(insert(IncidentServiceRow), service_rows)
+    if role_rows:
+        session.execute(insert(IncidentRoleAssignmentRow), role_rows)
+    checklist_ids: list[int] = []
+    if checklist_rows:
+        checklist_ids = list(
+            session.scalars(
+                insert(ChecklistItemRow).returning(
+                    ChecklistItemRow.id, sort_by_parameter_order=True
+                ),
+                checklist_rows,
+            )
+        )
+    session.execute(insert(TimelineEventRow), events)
+    position = 0
+    for incident_id, v, row in zip(ids, valid, rows, strict=True):
+        texts = catalog.checklist_template(session, v.severity.name)
+        checklist = list(zip(checklist_ids[position : position + len(texts)], texts, strict=True))
+        position += len(texts)
+        if v.decl.status != Status.TRIGGERED:
+            # Rare: declared straight into a later state; take the ORM path for the transition.
+            incident = get(session, incident_id)
+            _transition(session, incident, v.actor, v.now, v.decl.status)
+            session.flush()
+        else:
+            # Built from the values just written; not attached to the session.
+            incident = IncidentRow(id=incident_id, **row)
+        results[v.index] = Declared(incident, v.severity, v.services, v.roles, checklist)
+    return results
+
+
+def _validate(
+    session: Session, index: int, actor: Actor, now: datetime, decl: Declaration
+) -> _Valid:
     severity = resolve_severity(decl.severity, catalog.severities(session))
     services = catalog.check_services(session, decl.services)
     roles = dict(decl.roles)
@@ -89,44 +219,22 @@ def declare(session: Session, actor: Actor, now: datetime, decl: Declaration) ->
         # starts without an owner when a human opened it.
         roles["commander"] = actor.user_id
     catalog.check_roles(session, roles)
-    incident = IncidentRow(
-        slug=_next_slug(session, now),
-        title=decl.title,
-        description=decl.description,
-        severity=severity.name,
-        status=Status.TRIGGERED.value,
-        customer_impact=decl.customer_impact,
-        resolution="",
-        tags=_clean_tags(decl.tags),
-        created_by=actor.id,
-        version=1,
-        created_at=now,
-        updated_at=now,
-        detected_at=decl.detected_at or now,
-        declared_at=now,
-    )
-    session.add(incident)
-    session.flush()
-    if services:
-        session.execute(
-            insert(IncidentServiceRow),
-            [{"incident_id": incident.id, "service_id": s} for s in services],
-        )
-    _add_checklist(session, incident.id, severity.name)
-    record(
-        session,
-        incident.id,
-        actor,
-        now,
-        "declared",
-        f"Declared {severity.name} incident: {decl.title}",
-        {"severity": severity.name, "services": list(services)},
-    )
-    for role, user in roles.items():
-        _set_role(session, incident, actor, now, role, user)
-    if decl.status != Status.TRIGGERED:
-        _transition(session, incident, actor, now, decl.status)
-    return incident
+    return _Valid(index, actor, now, decl, severity, services, roles)
+
+
+def _event(
+    incident_id: int, actor: Actor, now: datetime, kind: str, text: str, data: dict[str, Any]
+) -> dict[str, Any]:
+    return {
+        "incident_id": incident_id,
+        "at": now,
+        "actor": actor.id,
+        "source": actor.source,
+        "kind": kind,
+        "text": text,
+        "data": data,
+        "pinned": False,
+    }
 
 
 def get(session: Session, incident_id: int, *, for_update: bool = False) -> IncidentRow:
@@ -425,45 +533,66 @@ def _set_role(
     return True
 
 
-def _add_checklist(session: Session, incident_id: int, severity: str) -> None:
-    template = session.scalars(
-        select(ChecklistTemplateItemRow.text)
-        .where(ChecklistTemplateItemRow.severity == severity)
-        .order_by(ChecklistTemplateItemRow.position)
-    ).all()
+def _add_checklist(
+    session: Session, incident_id: int, severity: str, *, fresh: bool = False
+) -> list[tuple[int, str]]:
+    """Add the severity's checklist items the incident lacks; return the new (id, text) pairs."""
+    template = catalog.checklist_template(session, severity)
     if not template:
-        return
-    existing = session.scalars(
-        select(ChecklistItemRow.text).where(ChecklistItemRow.incident_id == incident_id)
-    ).all()
-    have = set(existing)
-    start = len(existing)
+        return []
+    have: set[str] = set()
+    if not fresh:
+        have = set(
+            session.scalars(
+                select(ChecklistItemRow.text).where(ChecklistItemRow.incident_id == incident_id)
+            )
+        )
+    start = len(have)
+    texts = [t for t in template if t not in have]
+    if not texts:
+        return []
     rows = [
         {"incident_id": incident_id, "position": start + i, "text": text, "severity": severity}
-        for i, text in enumerate(t for t in template if t not in have)
+        for i, text in enumerate(texts)
     ]
-    if rows:
-        session.execute(insert(ChecklistItemRow), rows)
+    ids = session.scalars(
+        insert(ChecklistItemRow).returning(ChecklistItemRow.id, sort_by_parameter_order=True), rows
+    ).all()
+    return list(zip(ids, texts, strict=True))
 
 
-def _next_slug(session: Session, now: datetime) -> str:
-    """Take the next number of the UTC day; the counter row serialises concurrent declarations."""
-    day = now.date().isoformat()
+def _next_slugs(session: Session, times: Sequence[datetime]) -> list[str]:
+    """Take the next numbers of each UTC day; the counter row serialises concurrent declarations."""
+    wanted: dict[date, int] = {}
+    for t in times:
+        wanted[t.date()] = wanted.get(t.date(), 0) + 1
+    last: dict[date, int] = {day: _reserve(session, day, count) for day, count in wanted.items()}
+    taken: dict[date, int] = {day: last[day] - wanted[day] for day in wanted}
+    slugs = []
+    for t in times:
+        taken[t.date()] += 1
+        slugs.append(incident_slug(t.date(), taken[t.date()]))
+    return slugs
+
+
+def _reserve(session: Session, day: date, count: int) -> int:
+    """Add `count` to the day's counter and return its new value."""
+    key = day.isoformat()
     for _attempt in range(3):
-        number = session.scalar(
+        number: int | None = session.scalar(
             update(SlugCounterRow)
-            .where(SlugCounterRow.day == day)
-            .values(last=SlugCounterRow.last + 1)
+            .where(SlugCounterRow.day == key)
+            .values(last=SlugCounterRow.last + count)
             .returning(SlugCounterRow.last)
         )
         if number is not None:
-            return incident_slug(now.date(), number)
+            return number
         try:
             with session.begin_nested():
-                session.execute(insert(SlugCounterRow).values(day=day, last=1))
-            return incident_slug(now.date(), 1)
+                session.execute(insert(SlugCounterRow).values(day=key, last=count))
+            return count
         except IntegrityError:
-            continue  # another transaction created today's counter first; take the next number
+            continue  # another transaction created the day's counter first; add to it
     raise RuntimeError("could not allocate an incident slug")
 
 

@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import asyncio
+import threading
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
+import anyio.to_thread
 from sqlalchemy import create_engine, event, inspect, text
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.orm import Session, sessionmaker
+
+from tocsin.storage.writer import GroupCommitWriter
+
+T = TypeVar("T")
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 
@@ -56,10 +63,17 @@ class Database:
             else self.engine
         )
         self._writer = sessionmaker(bind=writer_bind, expire_on_commit=False)
+        # SQLite allows one writer; queueing writers here, in the process, keeps them out of
+        # SQLite's busy handler, which sleeps up to 100 ms between retries.
+        self._write_lock = threading.Lock() if self.is_sqlite else None
+        self._group: GroupCommitWriter | None = GroupCommitWriter(self) if self.is_sqlite else None
 
     @contextmanager
     def write(self) -> Iterator[Session]:
         """Open a unit of work for writing; the caller commits, anything else rolls back."""
+        lock = self._write_lock
+        if lock is not None:
+            lock.acquire()
         session = self._writer()
         try:
             yield session
@@ -68,6 +82,38 @@ class Database:
             raise
         finally:
             session.close()
+            if lock is not None:
+                lock.release()
+
+    async def run_write(self, job: Callable[[Session], T]) -> T:
+        """Run `job(session)` in a committed unit of work and return its result.
+
+        On SQLite jobs go through the group-commit writer; on PostgreSQL, where writers run
+        concurrently under row locks, each job gets its own transaction on a worker thread.
+        """
+        if self._group is not None:
+            return await asyncio.wrap_future(self._group.submit(job))
+        return await anyio.to_thread.run_sync(self._run_alone, job)
+
+    async def run_write_batched(
+        self, kind: str, item: Any, batch_fn: Callable[[Session, Sequence[Any]], Sequence[Any]]
+    ) -> Any:
+        """Run `item` through `batch_fn` with other items of `kind` queued meanwhile.
+
+        batch_fn returns one result or exception per item; an exception is raised here.
+        """
+        if self._group is not None:
+            return await asyncio.wrap_future(self._group.submit_batched(kind, item, batch_fn))
+        result = await anyio.to_thread.run_sync(self._run_alone, lambda s: batch_fn(s, [item])[0])
+        if isinstance(result, Exception):
+            raise result
+        return result
+
+    def _run_alone(self, job: Callable[[Session], T]) -> T:
+        with self.write() as session:
+            result = job(session)
+            session.commit()
+        return result
 
     @contextmanager
     def read(self) -> Iterator[Session]:
@@ -86,6 +132,8 @@ class Database:
             conn.execute(text("SELECT 1"))
 
     def dispose(self) -> None:
+        if self._group is not None:
+            self._group.close()
         self.engine.dispose()
 
 

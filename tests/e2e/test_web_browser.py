@@ -8,22 +8,21 @@ from __future__ import annotations
 
 import os
 import re
-import socket
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
 import pytest
+
+from tests.e2e.serving import (
+    CONFIG,
+    Server,
+    run_tocsin,
+    running_server,
+    tocsin_env,
+)
 
 pytestmark = pytest.mark.e2e
 
-ROOT = Path(__file__).resolve().parents[2]
-CONFIG = ROOT / "examples" / "core.yaml"
-TOCSIN = Path(sys.executable).with_name("tocsin")
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
     "--no-sandbox",
@@ -33,44 +32,8 @@ CHROMIUM_ARGS = [
     "--disable-sync",
     "--no-first-run",
 ]
-ADMIN_TOKEN = "e2e-admin-token-0123456789abcdef"
 PASSWORD = "correct horse battery"
 VIEWPORTS = {"desktop": {"width": 1366, "height": 900}, "phone": {"width": 390, "height": 844}}
-
-
-@dataclass(frozen=True)
-class Server:
-    base: str
-    log: Path
-
-    def api(self, method: str, path: str, **kwargs: object) -> httpx.Response:
-        headers = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
-        return httpx.request(method, self.base + path, headers=headers, timeout=10, **kwargs)  # type: ignore[arg-type]
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def _env(db_url: str, data_dir: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TOCSIN_")}
-    env.update(
-        TOCSIN_DATABASE_URL=db_url,
-        TOCSIN_SECRET_KEY="e2e-secret-key",
-        TOCSIN_DATA_DIR=str(data_dir),
-        TOCSIN_ADMIN_TOKEN=ADMIN_TOKEN,
-        TOCSIN_LOG_LEVEL="WARNING",
-    )
-    return env
-
-
-def _run(args: list[str], env: dict[str, str]) -> None:
-    command = [str(TOCSIN), *args]
-    done = subprocess.run(command, check=False, env=env, capture_output=True, text=True, timeout=99)
-    assert done.returncode == 0, f"tocsin {' '.join(args)} failed:\n{done.stdout}\n{done.stderr}"
 
 
 @pytest.fixture
@@ -85,40 +48,11 @@ def chromium_path() -> Path:
 
 @pytest.fixture
 def server(db_url: str, tmp_path: Path) -> Iterator[Server]:
-    env = _env(db_url, tmp_path / "data")
-    _run(["apply", "-f", str(CONFIG)], env)
-    _run(["user", "set-password", "alice", "--password", PASSWORD], env)
-    port = _free_port()
-    log = tmp_path / "server.log"
-    with log.open("w") as out:
-        proc = subprocess.Popen(
-            [str(TOCSIN), "serve", "--port", str(port), "--config", str(CONFIG)],
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            if proc.poll() is not None:
-                pytest.fail(f"server exited with {proc.returncode}:\n{log.read_text()}")
-            try:
-                if httpx.get(base + "/readyz", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail(f"server not ready after 60s:\n{log.read_text()}")
-            time.sleep(0.2)
-        yield Server(base, log)
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=5)
+    env = tocsin_env(db_url, tmp_path / "data")
+    run_tocsin(["apply", "-f", str(CONFIG)], env)
+    run_tocsin(["user", "set-password", "alice", "--password", PASSWORD], env)
+    with running_server(db_url, tmp_path) as (srv, _proc):
+        yield srv
 
 
 @pytest.mark.parametrize("viewport", list(VIEWPORTS))

@@ -74,6 +74,8 @@ def serve(
     upgrade(url)
     if settings.config_file:
         _apply_file(settings, settings.config_file)
+    else:
+        _apply_defaults(settings)
     settings.resolved_secret_key()
     base = settings.public_url or f"http://{settings.host}:{settings.port}"
     console.print(f"Tocsin serving on [bold]{base}[/bold] (database: {_redact(url)})")
@@ -120,6 +122,19 @@ def _tune_gc() -> None:
     gc.collect()
     gc.freeze()
     gc.set_threshold(50_000, 50, 100)
+
+
+def _apply_defaults(settings: Settings) -> None:
+    from tocsin.configfile.defaults import apply_defaults_if_unconfigured
+    from tocsin.storage.db import Database
+
+    db = Database(settings.resolved_database_url())
+    with db.write() as session:
+        report = apply_defaults_if_unconfigured(session)
+        session.commit()
+    db.dispose()
+    if report is not None:
+        console.print("no configuration yet: applied the built-in P0–P4 scheme and roles")
 
 
 def _redact(url: str) -> str:

@@ -66,7 +66,11 @@ class Database:
         # SQLite allows one writer; queueing writers here, in the process, keeps them out of
         # SQLite's busy handler, which sleeps up to 100 ms between retries.
         self._write_lock = threading.Lock() if self.is_sqlite else None
-        self._group: GroupCommitWriter | None = GroupCommitWriter(self) if self.is_sqlite else None
+        # Every write goes through group commit on SQLite. On PostgreSQL only batchable work
+        # (declarations) does: those lock nothing but the day's slug counter, so batching them
+        # cannot deadlock, while other writes keep their own concurrent transactions.
+        self._batcher = GroupCommitWriter(self)
+        self._group: GroupCommitWriter | None = self._batcher if self.is_sqlite else None
 
     @contextmanager
     def write(self) -> Iterator[Session]:
@@ -102,12 +106,7 @@ class Database:
 
         batch_fn returns one result or exception per item; an exception is raised here.
         """
-        if self._group is not None:
-            return await asyncio.wrap_future(self._group.submit_batched(kind, item, batch_fn))
-        result = await anyio.to_thread.run_sync(self._run_alone, lambda s: batch_fn(s, [item])[0])
-        if isinstance(result, Exception):
-            raise result
-        return result
+        return await asyncio.wrap_future(self._batcher.submit_batched(kind, item, batch_fn))
 
     def _run_alone(self, job: Callable[[Session], T]) -> T:
         with self.write() as session:
@@ -132,8 +131,7 @@ class Database:
             conn.execute(text("SELECT 1"))
 
     def dispose(self) -> None:
-        if self._group is not None:
-            self._group.close()
+        self._batcher.close()
         self.engine.dispose()
 
 

@@ -55,16 +55,12 @@ def _source(request: Request, default: str) -> str:
 
 
 def _token_actor(ctx: AppContext, token: str, source: str) -> Actor | None:
-    now = time.monotonic()
-    cached = _token_cache.get(token)
-    if cached and now - cached[0] < TOKEN_CACHE_SECONDS:
-        actor = cached[1]
-    else:
-        with ctx.db.read() as session:
-            actor = access.actor_for_token(session, token, admin_token=ctx.settings.admin_token)
-        if len(_token_cache) > 10_000:
-            _token_cache.clear()
-        _token_cache[token] = (now, actor)
+    """Look a token up in the database and remember the answer (optional_actor reads it)."""
+    with ctx.db.read() as session:
+        actor = access.actor_for_token(session, token, admin_token=ctx.settings.admin_token)
+    if len(_token_cache) > 10_000:
+        _token_cache.clear()
+    _token_cache[token] = (time.monotonic(), actor)
     return actor.with_source(source) if actor else None
 
 

@@ -197,18 +197,8 @@ async def resolve(
     incident_id: IncidentId, ctx: Ctx, actor: Responder, body: Resolve | None = None
 ) -> Response:
     body = body or Resolve()
-    return await _committed(
-        ctx,
-        lambda s, now: incidents.change_status(
-            s,
-            actor,
-            now,
-            _id(incident_id),
-            Status.RESOLVED,
-            note=body.note,
-            resolution=body.resolution,
-        ),
-    )
+    change = StatusChange(status=Status.RESOLVED, note=body.note, resolution=body.resolution)
+    return await change_status(incident_id, change, ctx, actor)
 
 
 @router.put("/{incident_id}/roles/{role}", response_model=IncidentOut, summary="Assign a role")

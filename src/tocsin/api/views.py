@@ -54,15 +54,7 @@ def incidents_out(
                 created_at=row.created_at,
                 updated_at=row.updated_at,
                 version=row.version,
-                # Field by field: dataclasses.asdict deep-copies every datetime (40% of list CPU).
-                milestones=MilestonesOut.model_construct(
-                    detected=row.detected_at,
-                    declared=row.declared_at,
-                    acknowledged=row.acknowledged_at,
-                    mitigated=row.mitigated_at,
-                    resolved=row.resolved_at,
-                    closed=row.closed_at,
-                ),
+                milestones=_milestones(row),
                 respond_by=row.declared_at + window if window else None,
                 checklist_done=done,
                 checklist_total=total,
@@ -75,6 +67,18 @@ def incidents_out(
             )
         )
     return out
+
+
+def _milestones(row: IncidentRow) -> MilestonesOut:
+    # Field by field: dataclasses.asdict deep-copies every datetime (40% of list CPU).
+    return MilestonesOut.model_construct(
+        detected=row.detected_at,
+        declared=row.declared_at,
+        acknowledged=row.acknowledged_at,
+        mitigated=row.mitigated_at,
+        resolved=row.resolved_at,
+        closed=row.closed_at,
+    )
 
 
 def declared_out(declared: Declared) -> IncidentOut:
@@ -100,14 +104,7 @@ def declared_out(declared: Declared) -> IncidentOut:
         created_at=row.created_at,
         updated_at=row.updated_at,
         version=row.version,
-        milestones=MilestonesOut.model_construct(
-            detected=row.detected_at,
-            declared=row.declared_at,
-            acknowledged=row.acknowledged_at,
-            mitigated=row.mitigated_at,
-            resolved=row.resolved_at,
-            closed=row.closed_at,
-        ),
+        milestones=_milestones(row),
         respond_by=row.declared_at + window if window else None,
         checklist_done=0,
         checklist_total=len(declared.checklist),

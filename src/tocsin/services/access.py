@@ -12,7 +12,7 @@ from datetime import datetime
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import select, update
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from tocsin.core.actors import ROLE_SCOPES, Actor, Scope, expand_scopes
@@ -108,14 +108,6 @@ def actor_for_token(
         scopes = scopes & ROLE_SCOPES.get(user.role, frozenset())
         return Actor(id=user.id, scopes=scopes, user_id=user.id, source=source, display=user.name)
     return Actor(id=f"token:{row.name}", scopes=scopes, source=source, display=row.name)
-
-
-def touch_token(session: Session, token: str, now: datetime) -> None:
-    session.execute(
-        update(ApiTokenRow)
-        .where(ApiTokenRow.token_hash == hash_token(token))
-        .values(last_used_at=now)
-    )
 
 
 def actor_for_user(user: UserRow, source: str = "web") -> Actor:

@@ -49,7 +49,7 @@ def create_app(settings: Settings, db: Database | None = None, clock: Clock = ut
 
 # Sync handlers run on a thread pool; 40 threads (the default) on 2 cores mostly fight over the
 # GIL and triple the CPU per request under load. A few suffice: the database is the bottleneck.
-WORKER_THREADS = 8
+WORKER_THREADS = 2
 
 
 @asynccontextmanager

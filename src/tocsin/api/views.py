@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
+from sqlalchemy import Row
 from sqlalchemy.orm import Session
 
 from tocsin.api.schemas import (
@@ -20,9 +22,12 @@ from tocsin.storage.tables import ChecklistItemRow, IncidentRow, TimelineEventRo
 
 
 def incidents_out(
-    session: Session, rows: Sequence[IncidentRow], *, with_checklist: bool = False
+    session: Session, rows: Sequence[IncidentRow | Row[Any]], *, with_checklist: bool = False
 ) -> list[IncidentOut]:
     """Serialise incidents with their services, roles and checklist progress."""
+    # The related rows are read with Core statements, which do not autoflush: write out any
+    # pending change (a new role, a ticked item) first. A no-op for read-only pages.
+    session.flush()
     ids = [r.id for r in rows]
     services = queries.services_by_incident(session, ids)
     roles = queries.roles_by_incident(session, ids)
@@ -69,7 +74,7 @@ def incidents_out(
     return out
 
 
-def _milestones(row: IncidentRow) -> MilestonesOut:
+def _milestones(row: IncidentRow | Row[Any]) -> MilestonesOut:
     # Field by field: dataclasses.asdict deep-copies every datetime (40% of list CPU).
     return MilestonesOut.model_construct(
         detected=row.detected_at,

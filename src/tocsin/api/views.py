@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import Row
@@ -33,45 +34,60 @@ def incidents_out(
     roles = queries.roles_by_incident(session, ids)
     progress = queries.checklist_progress(session, ids)
     respond_within = {s.name: s.respond_within for s in catalog.severities(session)}
-    out = []
-    for row in rows:
-        status = Status(row.status)
-        window = respond_within.get(row.severity)
-        done, total = progress[row.id]
-        out.append(
-            # model_construct: these values come from our own rows, already typed; validating
-            # 50 of them again per page costs more than the query.
-            IncidentOut.model_construct(
-                id=row.id,
-                ref=incident_reference(row.id),
-                slug=row.slug,
-                title=row.title,
-                description=row.description,
-                severity=row.severity,
-                status=status,
-                allowed_next=list(allowed_next(status)),
-                services=services[row.id],
-                customer_impact=row.customer_impact,
-                resolution=row.resolution,
-                tags=list(row.tags or []),
-                roles=roles[row.id],
-                created_by=row.created_by,
-                created_at=row.created_at,
-                updated_at=row.updated_at,
-                version=row.version,
-                milestones=_milestones(row),
-                respond_by=row.declared_at + window if window else None,
-                checklist_done=done,
-                checklist_total=total,
-                checklist=(
-                    [checklist_item_out(i) for i in checklists.items(session, row.id)]
-                    if with_checklist
-                    else None
-                ),
-                url=f"/incidents/{row.id}",
-            )
+    return [
+        _incident(
+            row,
+            services=services[row.id],
+            roles=roles[row.id],
+            progress=progress[row.id],
+            window=respond_within.get(row.severity),
+            checklist=(
+                [checklist_item_out(i) for i in checklists.items(session, row.id)]
+                if with_checklist
+                else None
+            ),
         )
-    return out
+        for row in rows
+    ]
+
+
+def _incident(
+    row: IncidentRow | Row[Any],
+    *,
+    services: list[str],
+    roles: dict[str, str],
+    progress: tuple[int, int],
+    window: timedelta | None,
+    checklist: list[ChecklistItemOut] | None,
+) -> IncidentOut:
+    status = Status(row.status)
+    # model_construct: these values come from our own rows, already typed; validating
+    # 50 of them again per page costs more than the query.
+    return IncidentOut.model_construct(
+        id=row.id,
+        ref=incident_reference(row.id),
+        slug=row.slug,
+        title=row.title,
+        description=row.description,
+        severity=row.severity,
+        status=status,
+        allowed_next=list(allowed_next(status)),
+        services=services,
+        customer_impact=row.customer_impact,
+        resolution=row.resolution,
+        tags=list(row.tags or []),
+        roles=roles,
+        created_by=row.created_by,
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+        version=row.version,
+        milestones=_milestones(row),
+        respond_by=row.declared_at + window if window else None,
+        checklist_done=progress[0],
+        checklist_total=progress[1],
+        checklist=checklist,
+        url=f"/incidents/{row.id}",
+    )
 
 
 def _milestones(row: IncidentRow | Row[Any]) -> MilestonesOut:
@@ -89,37 +105,18 @@ def _milestones(row: IncidentRow | Row[Any]) -> MilestonesOut:
 def declared_out(declared: Declared) -> IncidentOut:
     """Serialise a just-declared incident from what was written, without reading it back."""
     row = declared.incident
-    status = Status(row.status)
-    window = declared.severity.respond_within
-    return IncidentOut.model_construct(
-        id=row.id,
-        ref=incident_reference(row.id),
-        slug=row.slug,
-        title=row.title,
-        description=row.description,
-        severity=row.severity,
-        status=status,
-        allowed_next=list(allowed_next(status)),
+    return _incident(
+        row,
         services=sorted(declared.services),
-        customer_impact=row.customer_impact,
-        resolution=row.resolution,
-        tags=list(row.tags or []),
         roles=dict(declared.roles),
-        created_by=row.created_by,
-        created_at=row.created_at,
-        updated_at=row.updated_at,
-        version=row.version,
-        milestones=_milestones(row),
-        respond_by=row.declared_at + window if window else None,
-        checklist_done=0,
-        checklist_total=len(declared.checklist),
+        progress=(0, len(declared.checklist)),
+        window=declared.severity.respond_within,
         checklist=[
             ChecklistItemOut.model_construct(
                 id=item_id, text=text, severity=row.severity, done=False, done_at=None, done_by=None
             )
             for item_id, text in declared.checklist
         ],
-        url=f"/incidents/{row.id}",
     )
 
 

@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from httpx import Response
 
 from tocsin.api.app import create_app
 from tocsin.api.deps import SESSION_COOKIE
@@ -124,40 +125,25 @@ def test_login_form_needs_its_pre_session_token(client: TestClient) -> None:
     assert SESSION_COOKIE not in client.cookies
 
 
+def _log_in(client: TestClient, next_: str) -> Response:
+    """Post the login form as alice with `next` set, without following the redirect."""
+    page = client.get("/login")
+    data = {"login": "alice", "password": PASSWORD, "csrf": csrf_of(page.text), "next": next_}
+    return client.post("/login", data=data, follow_redirects=False)
+
+
 def test_anonymous_pages_redirect_to_login_and_back(client: TestClient) -> None:
     response = client.get("/incidents?status=open", follow_redirects=False)
     assert response.status_code == 303
     assert response.headers["location"] == "/login?next=%2Fincidents%3Fstatus%3Dopen"
     assert client.get("/", follow_redirects=False).headers["location"] == "/login"
-    page = client.get("/login?next=/incidents/new")
-    done = client.post(
-        "/login",
-        data={
-            "login": "alice",
-            "password": PASSWORD,
-            "csrf": csrf_of(page.text),
-            "next": "/incidents/new",
-        },
-        follow_redirects=False,
-    )
-    assert done.headers["location"] == "/incidents/new"
+    assert _log_in(client, "/incidents/new").headers["location"] == "/incidents/new"
 
 
 def test_login_never_redirects_off_site(client: TestClient) -> None:
     for target in ("//evil.example/", "https://evil.example/", "/\\evil.example"):
         client.cookies.clear()
-        page = client.get("/login")
-        done = client.post(
-            "/login",
-            data={
-                "login": "alice",
-                "password": PASSWORD,
-                "csrf": csrf_of(page.text),
-                "next": target,
-            },
-            follow_redirects=False,
-        )
-        assert done.headers["location"] == "/incidents"
+        assert _log_in(client, target).headers["location"] == "/incidents"
 
 
 def test_htmx_poll_without_session_asks_for_a_full_redirect(client: TestClient) -> None:

@@ -8,6 +8,7 @@ from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import JSONResponse, PlainTextResponse
 from pydantic import BaseModel
 from sqlalchemy import select
+from starlette.concurrency import run_in_threadpool
 
 from tocsin.api.deps import Admin, Ctx, Reader
 from tocsin.api.schemas import MAX_ID, TokenCreate
@@ -179,8 +180,6 @@ async def apply(
             status_code=422,
             content={"detail": "the configuration must be UTF-8 text", "errors": []},
         )
-    from starlette.concurrency import run_in_threadpool
-
     return await run_in_threadpool(_apply_sync, ctx, text, dry_run, prune)
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -16,8 +15,7 @@ from tocsin.api.context import AppContext, Clock, utc_now
 from tocsin.api.middleware import GuardAndMeasure
 from tocsin.config import Settings
 from tocsin.storage.db import Database
-
-log = logging.getLogger("tocsin")
+from tocsin.web import views as web
 
 
 def create_app(settings: Settings, db: Database | None = None, clock: Clock = utc_now) -> FastAPI:
@@ -42,7 +40,7 @@ def create_app(settings: Settings, db: Database | None = None, clock: Clock = ut
     app.include_router(incidents.router)
     app.include_router(admin.router)
     app.include_router(compat.router)
-    _mount_web(app)
+    web.install(app)
     app.add_middleware(GuardAndMeasure, max_body=settings.max_body_bytes, registry=registry)
     return app
 
@@ -56,13 +54,3 @@ WORKER_THREADS = 2
 async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     anyio.to_thread.current_default_thread_limiter().total_tokens = WORKER_THREADS
     yield
-
-
-def _mount_web(app: FastAPI) -> None:
-    """Add the server-rendered UI when its package is present."""
-    try:
-        from tocsin.web import views
-    except ImportError:  # pragma: no cover - the web package ships with Tocsin
-        log.warning("web UI not available")
-        return
-    views.install(app)

@@ -21,6 +21,7 @@ from tocsin.core.errors import InvalidInput, NotFound
 from tocsin.core.incidents import Milestone, Status, parse_reference
 from tocsin.core.severity import map_legacy_severity
 from tocsin.services import catalog, incidents
+from tocsin.services.timeline import record
 
 router = APIRouter(prefix="/api/monitoring/incidents", tags=["compatibility"])
 
@@ -121,8 +122,6 @@ def create(body: MonitoringIncidentCreate, ctx: Ctx, actor: Responder) -> Monito
         )
         row = incidents.declare(session, actor, ctx.clock(), decl)
         if body.createdBy:
-            from tocsin.services.timeline import record
-
             record(session, row.id, actor, ctx.clock(), "note", f"Reported by {body.createdBy}",
                    {"created_by": body.createdBy})  # fmt: skip
         out = _out(session, row, body.createdBy)

@@ -16,7 +16,7 @@ from sqlalchemy import delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from tocsin.core.actors import Actor
+from tocsin.core.actors import Actor, Scope
 from tocsin.core.errors import DomainError, Forbidden, InvalidInput, NotFound, VersionConflict
 from tocsin.core.incidents import (
     Milestone,
@@ -356,8 +356,6 @@ def correct_milestone(
             IncidentRoleAssignmentRow.role == "commander",
         )
     )
-    from tocsin.core.actors import Scope
-
     if not actor.can(Scope.ADMIN) and (actor.user_id is None or actor.user_id != commander):
         raise Forbidden("only the incident commander or an admin may correct milestones")
     if not reason.strip():

@@ -9,7 +9,7 @@ DEMO_USER ?= alice
 DEMO_PASSWORD ?= tocsin-demo
 export TOCSIN_DATA_DIR ?= $(CURDIR)/data
 
-.PHONY: run test install install-test system-deps lint typecheck format bench clean
+.PHONY: run test install install-test system-deps bench-deps lint typecheck format bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -31,13 +31,24 @@ run: $(STAMP)
 	@echo ""
 	$(BIN)/tocsin serve
 
-# Debian packages the tests need: Chromium for the browser tests.
+# Debian packages the tests need: Chromium for the browser tests, a real Prometheus
+# Alertmanager for the ingestion tests. wrk is for the benchmarks (make bench-deps).
+DEBIAN_TEST_PACKAGES := chromium:chromium prometheus-alertmanager:prometheus-alertmanager
 system-deps:
-	@if ! command -v chromium >/dev/null 2>&1; then \
-	  echo "installing Debian packages: chromium"; \
+	@missing=""; for pair in $(DEBIAN_TEST_PACKAGES); do \
+	  cmd=$${pair%%:*}; pkg=$${pair##*:}; \
+	  command -v $$cmd >/dev/null 2>&1 || missing="$$missing $$pkg"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing Debian packages:$$missing"; \
 	  SUDO=$$( [ "$$(id -u)" = 0 ] && echo "" || echo sudo ); \
-	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium >/dev/null; \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing >/dev/null; \
 	fi
+
+bench-deps:
+	@command -v wrk >/dev/null 2>&1 || { \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] && echo "" || echo sudo ); \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq wrk >/dev/null; }
 
 $(TEST_STAMP): $(STAMP) pyproject.toml
 	$(BIN)/pip install --quiet -e '.[test]'

@@ -34,6 +34,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
+from typing import Any
 
 from loaddata import load_incidents
 from sqlalchemy import create_engine, text
@@ -297,22 +298,15 @@ def _free_port() -> int:
 
 
 def _wrk(base: str, scenario: Scenario, duration: int, server_pid: int) -> Result:
-    threads = min(2, scenario.connections)
-    argv = [
-        "wrk", f"-t{threads}", f"-c{scenario.connections}", f"-d{duration}s", "--timeout", "10s",
-        "-H", f"Authorization: Bearer {scenario.token}", "-s", str(LUA),
-        base + scenario.path, "--", scenario.mode,
-    ]  # fmt: skip
-    load = os.getloadavg()[0]
-    cpu_before = _cpu_seconds(server_pid)
-    output = subprocess.run(
-        argv, capture_output=True, text=True, check=True, timeout=duration + 60
-    ).stdout
-    cpu = _cpu_seconds(server_pid) - cpu_before
-    line = next((ln for ln in output.splitlines() if ln.startswith('{"requests"')), None)
-    if line is None:
-        raise RuntimeError(f"no results from wrk:\n{output}")
-    data = json.loads(line)
+    data, cpu, load = _run_wrk(
+        base + scenario.path,
+        scenario.connections,
+        duration,
+        server_pid,
+        lua=LUA,
+        script_args=[scenario.mode],
+        token=scenario.token,
+    )
     kinds = ("connect_errors", "read_errors", "write_errors", "timeouts", "bad_status")
     errors = sum(data[k] for k in kinds)
     return Result(
@@ -328,6 +322,38 @@ def _wrk(base: str, scenario: Scenario, duration: int, server_pid: int) -> Resul
         cpu_ms=1000 * cpu / max(1, data["requests"]),
         load=load,
     )
+
+
+def _run_wrk(
+    url: str,
+    connections: int,
+    duration: int,
+    server_pid: int,
+    *,
+    lua: Path,
+    script_args: list[str],
+    token: str | None = None,
+) -> tuple[dict[str, Any], float, float]:
+    """Run wrk; return its done() JSON line, the server's CPU seconds, the load before.
+
+    Also used by bench/ingest.py, with its own Lua scripts.
+    """
+    threads = min(2, connections)
+    argv = ["wrk", f"-t{threads}", f"-c{connections}", f"-d{duration}s", "--timeout", "10s"]
+    if token is not None:
+        argv += ["-H", f"Authorization: Bearer {token}"]
+    argv += ["-s", str(lua), url, "--", *script_args]
+    load = os.getloadavg()[0]
+    cpu_before = _cpu_seconds(server_pid)
+    output = subprocess.run(
+        argv, capture_output=True, text=True, check=True, timeout=duration + 60
+    ).stdout
+    cpu = _cpu_seconds(server_pid) - cpu_before
+    line = next((ln for ln in output.splitlines() if ln.startswith('{"requests"')), None)
+    if line is None:
+        raise RuntimeError(f"no results from wrk:\n{output}")
+    data: dict[str, Any] = json.loads(line)
+    return data, cpu, load
 
 
 def _cpu_seconds(pid: int) -> float:

@@ -161,3 +161,10 @@ def api(
     app = create_app(settings, core_config, clock)  # type: ignore[arg-type]
     with TestClient(app, headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}) as client:
         yield client
+
+
+@pytest.fixture
+def alerting_api(api: object, core_config: Database) -> object:
+    """The API client with examples/alerting.yaml applied over the core example."""
+    apply_yaml(core_config, (EXAMPLES / "alerting.yaml").read_text())
+    return api

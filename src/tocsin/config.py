@@ -44,6 +44,20 @@ class Settings(BaseSettings):
     )
     secure_cookies: bool = Field(default=False, description="Mark session cookies Secure (HTTPS).")
     session_max_age: int = 14 * 24 * 3600
+    ingest_rate_limit: str = Field(
+        default="1000/s",
+        description="Per-integration request limit when the integration sets none (N/s, N/m, N/h).",
+    )
+    payload_retention: str = Field(
+        default="30d", description="How long raw alert payloads are kept (e.g. 7d, 90d)."
+    )
+    enable_null_ingest: bool = Field(
+        default=False,
+        description="Serve POST /bench/null/enqueue (parses, answers 202, stores nothing).",
+    )
+    engine: bool = Field(
+        default=True, description="Run the engine inside `tocsin serve` (heartbeats, cleanup)."
+    )
 
     def resolved_database_url(self) -> str:
         """Return the configured URL, or the default SQLite file under data_dir."""

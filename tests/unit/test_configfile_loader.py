@@ -193,7 +193,8 @@ def test_yaml_keys_are_always_text() -> None:
     # YAML 1.1 reads `yes:` as true; as a key it must stay the word the user wrote.
     assert errors_of("yes: 1\n") == [
         "yes: unknown section 'yes'; valid: severities, incident_roles, users, teams, "
-        "services, checklists (line 1)"
+        "services, checklists, integrations, routes, grouping, heartbeats, silences, "
+        "maintenance_windows, inhibit_rules (line 1)"
     ]
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -10,16 +11,28 @@ from fastapi import FastAPI
 from prometheus_client import CollectorRegistry
 
 from tocsin import __version__
-from tocsin.api import admin, compat, errors, incidents, ops
+from tocsin.api import admin, alerts, compat, errors, incidents, ingest, ops
 from tocsin.api.context import AppContext, Clock, utc_now
 from tocsin.api.middleware import GuardAndMeasure
 from tocsin.config import Settings
+from tocsin.core.durations import parse_duration
+from tocsin.engine.loop import Engine, Module, listen_postgres
+from tocsin.engine.modules import HeartbeatModule, PayloadRetentionModule
 from tocsin.storage.db import Database
 from tocsin.web import views as web
 
 
-def create_app(settings: Settings, db: Database | None = None, clock: Clock = utc_now) -> FastAPI:
-    """Return the Tocsin web application for `settings` (the database must be migrated)."""
+def create_app(
+    settings: Settings,
+    db: Database | None = None,
+    clock: Clock = utc_now,
+    *,
+    run_engine: bool = False,
+) -> FastAPI:
+    """Return the Tocsin web application for `settings` (the database must be migrated).
+
+    With run_engine the engine loop runs in a thread beside the server (`tocsin serve`).
+    """
     database = db or Database(settings.resolved_database_url())
     ctx = AppContext.build(settings, database, clock)
     app = FastAPI(
@@ -34,12 +47,16 @@ def create_app(settings: Settings, db: Database | None = None, clock: Clock = ut
     app.state.ctx = ctx
     registry = CollectorRegistry()
     registry.register(ops.OpenIncidents(ctx))
+    registry.register(ops.WriterStats(ctx))
     app.state.registry = registry
+    app.state.engine = build_engine(ctx, registry) if run_engine else None
     errors.install(app)
     app.include_router(ops.router)
     app.include_router(incidents.router)
     app.include_router(admin.router)
     app.include_router(compat.router)
+    app.include_router(ingest.router)
+    app.include_router(alerts.router)
     web.install(app)
     app.add_middleware(GuardAndMeasure, max_body=settings.max_body_bytes, registry=registry)
     return app
@@ -53,4 +70,28 @@ WORKER_THREADS = 2
 @asynccontextmanager
 async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     anyio.to_thread.current_default_thread_limiter().total_tokens = WORKER_THREADS
-    yield
+    engine: Engine | None = app.state.engine
+    stop = threading.Event()
+    if engine is not None:
+        engine.start()
+        url = engine.db.engine.url
+        if url.get_backend_name() == "postgresql":
+            threading.Thread(
+                target=listen_postgres,
+                args=(url.render_as_string(hide_password=False), engine.waker, stop),
+                name="tocsin-listen",
+                daemon=True,
+            ).start()
+    try:
+        yield
+    finally:
+        stop.set()
+        if engine is not None:
+            engine.stop()
+
+
+def build_engine(ctx: AppContext, registry: CollectorRegistry | None) -> Engine:
+    """Return the engine with the modules of this release, sharing the API's wake signal."""
+    retention = parse_duration(ctx.settings.payload_retention)
+    modules: list[Module] = [HeartbeatModule(), PayloadRetentionModule(retention)]
+    return Engine(ctx.db, ctx.clock, modules, waker=ctx.waker, registry=registry)

@@ -5,4 +5,5 @@ from __future__ import annotations
 from tocsin.api.app import create_app
 from tocsin.config import Settings
 
-app = create_app(Settings())
+_settings = Settings()
+app = create_app(_settings, run_engine=_settings.engine)

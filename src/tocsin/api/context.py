@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 
 from itsdangerous import URLSafeTimedSerializer
 
 from tocsin.config import Settings
+from tocsin.engine.waker import Waker
 from tocsin.storage.db import Database
 
 Clock = Callable[[], datetime]
@@ -24,6 +26,13 @@ class AppContext:
     db: Database
     clock: Clock
     signer: URLSafeTimedSerializer
+    waker: Waker = field(default_factory=Waker)
+    # Per-process helpers that handlers create on first use (rate limiter buckets …).
+    extras: dict[str, Any] = field(default_factory=dict)
+
+    def wake(self) -> None:
+        """Tell the engine new work is committed."""
+        self.waker.notify()
 
     @classmethod
     def build(cls, settings: Settings, db: Database, clock: Clock = utc_now) -> AppContext:

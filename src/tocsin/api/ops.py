@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from tocsin.api.context import AppContext
@@ -42,6 +42,22 @@ def readyz(ctx: Ctx) -> JSONResponse:
 def metrics(request: Request) -> Response:
     registry: CollectorRegistry = request.app.state.registry
     return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+
+
+class WriterStats(Collector):
+    """How much the batching writer groups: jobs per batch is the group-commit payoff."""
+
+    def __init__(self, ctx: AppContext) -> None:
+        self.ctx = ctx
+
+    def collect(self) -> Iterator[CounterMetricFamily]:
+        batches, jobs = self.ctx.db.writer_stats()
+        yield CounterMetricFamily(
+            "tocsin_writer_batches", "Transactions committed by the batching writer.", batches
+        )
+        yield CounterMetricFamily(
+            "tocsin_writer_jobs", "Units of work committed by the batching writer.", jobs
+        )
 
 
 class OpenIncidents(Collector):

@@ -14,6 +14,12 @@ Decisions, so they are written down once:
   would archive something a live object outside the file still uses.
 - Order in the file is the `position` of severities and incident roles; a section that lists
   only some of them leaves the others at their old positions (declare the whole scheme).
+- Keyless lists (routes, silences, maintenance windows, inhibit rules) are identified by
+  position (#1, #2 …) and the file's list replaces the stored one whole: entries past its end
+  are deleted, prune or not, and reported as "archived". Silences and windows made through
+  the API have no position and are never touched.
+- Severity names are referenced case-insensitively from routes (as alerts and people name
+  them); checklists name them exactly, as before.
 - Nothing here commits: the caller commits, or rolls back after a dry run.
 """
 
@@ -96,8 +102,8 @@ def _plan(section: Section, doc: ConfigDocument, session: Session, *, prune: boo
         return plan
     plan.present = True
     for index, spec in enumerate(entries):
-        plan.declared[spec.config_key()] = (index, section.desired(spec, index))
-    if prune:
+        plan.declared[section.key_of(spec, index)] = (index, section.desired(spec, index))
+    if prune or section.positional:
         plan.pruned = sorted(
             (k for k, cur in plan.current.items() if not cur.archived and k not in plan.declared),
             key=lambda k: (plan.current[k].fields.get("position", 0), k),
@@ -140,11 +146,14 @@ def _check_refs(plans: dict[str, _Plan], doc: ConfigDocument) -> list[ConfigIssu
     """Check every reference of every object that will be live after the apply."""
     final = {name: plan.final() for name, plan in plans.items()}
     issues = []
+    folded = {name: {key.casefold() for key in objects} for name, objects in final.items()}
     for plan in plans.values():
         for key, fields in final[plan.section.name].items():
             declared = plan.declared.get(key)
             for ref in plan.section.refs(fields):
-                if ref.key in final[ref.section]:
+                if ref.key in final[ref.section] or (
+                    ref.ignore_case and ref.key.casefold() in folded[ref.section]
+                ):
                     continue
                 target = plans[ref.section]
                 noun = target.section.noun

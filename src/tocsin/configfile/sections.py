@@ -9,20 +9,28 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar
 
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from tocsin.configfile.schema import Spec, section_spec
+from tocsin.core.alerts import DeclareRule
 from tocsin.core.durations import format_duration, parse_duration
 from tocsin.storage.tables import (
+    AlertRouteRow,
     Base,
     ChecklistTemplateItemRow,
+    GroupingRuleRow,
+    HeartbeatRow,
     IncidentRoleRow,
+    InhibitRuleRow,
+    IntegrationRow,
+    MaintenanceWindowRow,
     ServiceRow,
     SeverityRow,
+    SilenceRow,
     TeamMemberRow,
     TeamRow,
     UserRow,
@@ -46,6 +54,8 @@ class Ref:
     path: str
     section: str
     key: str
+    # Severity names are matched case-insensitively wherever an alert or a person names one.
+    ignore_case: bool = False
 
 
 class Section(ABC):
@@ -54,6 +64,9 @@ class Section(ABC):
     name: ClassVar[str]
     # Sections whose file order is meaningful store it in a `position` column.
     ordered: ClassVar[bool] = False
+    # Keyless lists (routes, silences …): an entry is its position, and the file's list
+    # replaces the stored one whole, so entries past its end go even without prune.
+    positional: ClassVar[bool] = False
     # Fields written by export even at their default value, because they matter to a reader.
     explicit: ClassVar[frozenset[str]] = frozenset()
 
@@ -66,6 +79,10 @@ class Section(ABC):
     def noun(self) -> str:
         """Return what one entry is called in messages ('team', 'severity')."""
         return self.spec.noun
+
+    def key_of(self, spec: Spec, position: int) -> str:
+        """Return the key of the entry at `position` in the file."""
+        return position_key(position) if self.positional else spec.config_key()
 
     def desired(self, spec: Spec, position: int) -> Fields:
         """Return an entry's fields in the canonical form load() produces."""
@@ -81,7 +98,8 @@ class Section(ABC):
 
     def export_entry(self, key: str, fields: Fields) -> dict[str, Any]:
         """Return the file entry for a live object, leaving out fields at their default."""
-        entry: dict[str, Any] = {self.spec.key_field: key}
+        key_field = self.spec.key_field
+        entry: dict[str, Any] = {key_field: key} if key_field else {}
         for name, info in self.spec.model_fields.items():
             if name == self.spec.key_field:
                 continue
@@ -139,7 +157,7 @@ class _RowSection(Section):
             row.archived = True
 
     def _key_column(self) -> str:
-        return "name" if self.spec.key_field == "name" else "id"
+        return self.spec.key_field if self.spec.key_field in ("name", "key") else "id"
 
     def _key(self, row: Any) -> str:
         return str(getattr(row, self._key_column()))
@@ -326,9 +344,25 @@ class ChecklistSection(Section):
 def _canonical(value: Any) -> Any:
     if isinstance(value, timedelta):
         return format_duration(value)
+    if isinstance(value, datetime):
+        return format_time(value)
     if isinstance(value, list):
         return list(value)
     return value
+
+
+def position_key(position: int) -> str:
+    """Return the key reported for the entry at a 0-based position of a keyless list: #1 …"""
+    return f"#{position + 1}"
+
+
+def _position(key: str) -> int:
+    return int(key.removeprefix("#")) - 1
+
+
+def format_time(moment: datetime) -> str:
+    """Format a time as RFC 3339 in UTC, the canonical form compared and exported."""
+    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
 def _format_seconds(seconds: int | None) -> str | None:
@@ -339,6 +373,320 @@ def _seconds(text: str | None) -> int | None:
     return None if text is None else int(parse_duration(text).total_seconds())
 
 
+# --- alerting ---
+
+
+def _live_service(fields: Fields, live: dict[str, set[str]]) -> bool:
+    return fields["service"] in live["services"]
+
+
+def _live_severity(name: str, live: dict[str, set[str]]) -> bool:
+    return name.casefold() in {s.casefold() for s in live["severities"]}
+
+
+class IntegrationSection(_RowSection):
+    name = "integrations"
+    explicit = frozenset({"type"})
+    row_type = IntegrationRow
+
+    def to_fields(self, row: IntegrationRow) -> Fields:
+        return {
+            "type": row.type,
+            "service": row.service_id,
+            "name": row.name,
+            "mapping": row.mapping or None,
+            "rate_limit": row.rate_limit,
+        }
+
+    def assign(self, row: IntegrationRow, fields: Fields) -> None:
+        row.type = fields["type"]
+        row.service_id = fields["service"]
+        row.name = fields["name"]
+        row.mapping = fields["mapping"] or {}
+        row.rate_limit = fields["rate_limit"]
+
+    def refs(self, fields: Fields) -> list[Ref]:
+        return [Ref("service", "services", fields["service"])]
+
+    def without_dangling(self, fields: Fields, live: dict[str, set[str]]) -> Fields | None:
+        return fields if _live_service(fields, live) else None
+
+
+class HeartbeatSection(_RowSection):
+    name = "heartbeats"
+    row_type = HeartbeatRow
+
+    def to_fields(self, row: HeartbeatRow) -> Fields:
+        return {
+            "service": row.service_id,
+            "interval": _format_seconds(row.interval_s),
+            "name": row.name,
+        }
+
+    def assign(self, row: HeartbeatRow, fields: Fields) -> None:
+        row.service_id = fields["service"]
+        row.interval_s = int(parse_duration(fields["interval"]).total_seconds())
+        row.name = fields["name"]
+
+    def write(self, session: Session, key: str, fields: Fields) -> None:
+        # A new or restored heartbeat gets one full interval before it can be overdue (the
+        # deadline runs from the last ping, else from created_at); changing a live one keeps
+        # its clock.
+        row = session.get(HeartbeatRow, key)
+        restart = row is None or row.archived
+        if row is None:
+            row = HeartbeatRow(key=key)
+            session.add(row)
+        if restart:
+            row.created_at = datetime.now(UTC)
+            row.last_ping_at = None
+        self.assign(row, fields)
+        row.archived = False
+
+    def refs(self, fields: Fields) -> list[Ref]:
+        return [Ref("service", "services", fields["service"])]
+
+    def without_dangling(self, fields: Fields, live: dict[str, set[str]]) -> Fields | None:
+        return fields if _live_service(fields, live) else None
+
+
+class GroupingSection(Section):
+    """One rule per service: a plain row, deleted when the rule goes."""
+
+    name = "grouping"
+
+    def load(self, session: Session) -> dict[str, Current]:
+        return {
+            row.service_id: Current(
+                {
+                    "service": row.service_id,
+                    "by": list(row.by) if row.by else None,
+                    "template": row.template,
+                    "window": _format_seconds(row.window_s),
+                }
+            )
+            for row in session.scalars(select(GroupingRuleRow))
+        }
+
+    def desired(self, spec: Spec, position: int) -> Fields:
+        return {**super().desired(spec, position), "service": spec.config_key()}
+
+    def write(self, session: Session, key: str, fields: Fields) -> None:
+        row = session.get(GroupingRuleRow, key)
+        if row is None:
+            row = GroupingRuleRow(service_id=key)
+            session.add(row)
+        row.by = list(fields["by"] or [])
+        row.template = fields["template"]
+        row.window_s = _seconds(fields["window"])
+
+    def remove(self, session: Session, key: str) -> None:
+        session.execute(delete(GroupingRuleRow).where(GroupingRuleRow.service_id == key))
+
+    def refs(self, fields: Fields) -> list[Ref]:
+        return [Ref("service", "services", fields["service"])]
+
+    def without_dangling(self, fields: Fields, live: dict[str, set[str]]) -> Fields | None:
+        return fields if _live_service(fields, live) else None
+
+
+class _PositionalSection(Section):
+    """A keyless list stored as one row per entry under its position; removal deletes."""
+
+    ordered = True
+    positional = True
+    row_type: ClassVar[type[Base]]
+    # Silences and maintenance windows also come from the API; only rows with a position
+    # (config_position) belong to the file.
+    position_column: ClassVar[str] = "position"
+
+    @abstractmethod
+    def to_fields(self, row: Any) -> Fields:
+        """Read a row into file fields (position aside)."""
+
+    @abstractmethod
+    def assign(self, row: Any, fields: Fields) -> None:
+        """Copy file fields onto a row."""
+
+    def new_row(self, position: int) -> Any:
+        """Return a new row for `position` (not yet added to the session)."""
+        return self.row_type(**{self.position_column: position})
+
+    def load(self, session: Session) -> dict[str, Current]:
+        column = getattr(self.row_type, self.position_column)
+        query = select(self.row_type).where(column.is_not(None)).order_by(column)
+        out = {}
+        for row in session.scalars(query):
+            position: int = getattr(row, self.position_column)
+            out[position_key(position)] = Current({"position": position, **self.to_fields(row)})
+        return out
+
+    def write(self, session: Session, key: str, fields: Fields) -> None:
+        # Update in place by position: positions are unique, and a flush inserts before it
+        # deletes, so delete-and-insert would collide.
+        position = _position(key)
+        row = self._row(session, position)
+        if row is None:
+            row = self.new_row(position)
+            session.add(row)
+        self.assign(row, fields)
+
+    def remove(self, session: Session, key: str) -> None:
+        row = self._row(session, _position(key))
+        if row is not None:
+            session.delete(row)
+
+    def _row(self, session: Session, position: int) -> Any:
+        column = getattr(self.row_type, self.position_column)
+        return session.scalars(select(self.row_type).where(column == position)).one_or_none()
+
+
+class RouteSection(_PositionalSection):
+    name = "routes"
+    row_type = AlertRouteRow
+
+    def to_fields(self, row: AlertRouteRow) -> Fields:
+        return {
+            "match": row.match,
+            "continue": row.continue_,
+            "service": row.service_id,
+            "urgency": row.urgency,
+            "incident_severity": row.incident_severity,
+            "declare_incident": _declare_from_row(row.declare),
+        }
+
+    def desired(self, spec: Spec, position: int) -> Fields:
+        fields = super().desired(spec, position)
+        return {**fields, "declare_incident": _declare_canonical(fields["declare_incident"])}
+
+    def assign(self, row: AlertRouteRow, fields: Fields) -> None:
+        row.match = fields["match"]
+        row.continue_ = fields["continue"]
+        row.service_id = fields["service"]
+        row.urgency = fields["urgency"]
+        row.incident_severity = fields["incident_severity"]
+        row.declare = _declare_to_row(fields["declare_incident"])
+
+    def refs(self, fields: Fields) -> list[Ref]:
+        refs = []
+        if fields["service"]:
+            refs.append(Ref("service", "services", fields["service"]))
+        if fields["incident_severity"]:
+            severity = fields["incident_severity"]
+            refs.append(Ref("incident_severity", "severities", severity, ignore_case=True))
+        return refs
+
+    def without_dangling(self, fields: Fields, live: dict[str, set[str]]) -> Fields | None:
+        out = dict(fields)
+        if out["service"] and out["service"] not in live["services"]:
+            out["service"] = None
+        if out["incident_severity"] and not _live_severity(out["incident_severity"], live):
+            out["incident_severity"] = None
+        return out
+
+
+def _declare_canonical(value: bool | DeclareRule) -> bool | dict[str, Any]:
+    """Return declare_incident as the file says it most simply: true, false or a mapping."""
+    if isinstance(value, bool):
+        return value
+    if value.min_alerts == 1 and value.within is None:
+        return True
+    out: dict[str, Any] = {"min_alerts": value.min_alerts}
+    if value.within is not None:
+        out["within"] = format_duration(value.within)
+    return out
+
+
+def _declare_to_row(value: bool | dict[str, Any]) -> dict[str, Any] | None:
+    if value is False:
+        return None
+    if value is True:
+        return {"min_alerts": 1, "within_s": None}
+    assert isinstance(value, dict)
+    return {"min_alerts": value["min_alerts"], "within_s": _seconds(value.get("within"))}
+
+
+def _declare_from_row(stored: dict[str, Any] | None) -> bool | dict[str, Any]:
+    if stored is None:
+        return False
+    within = stored.get("within_s")
+    rule = DeclareRule(
+        int(stored.get("min_alerts") or 1), None if within is None else timedelta(seconds=within)
+    )
+    return _declare_canonical(rule)
+
+
+class _TimedSection(_PositionalSection):
+    """Silences and maintenance windows: rows shared with the API, told apart by position."""
+
+    position_column = "config_position"
+
+    def to_fields(self, row: Any) -> Fields:
+        return {
+            "starts_at": format_time(row.starts_at),
+            "ends_at": format_time(row.ends_at),
+            "comment": row.comment,
+        }
+
+    def new_row(self, position: int) -> Any:
+        row = super().new_row(position)
+        row.created_by = "config"
+        row.created_at = datetime.now(UTC)
+        return row
+
+    def assign(self, row: Any, fields: Fields) -> None:
+        row.starts_at = datetime.fromisoformat(fields["starts_at"])
+        row.ends_at = datetime.fromisoformat(fields["ends_at"])
+        row.comment = fields["comment"]
+
+
+class SilenceSection(_TimedSection):
+    name = "silences"
+    row_type = SilenceRow
+
+    def to_fields(self, row: SilenceRow) -> Fields:
+        return {"matchers": row.matchers, **super().to_fields(row)}
+
+    def assign(self, row: SilenceRow, fields: Fields) -> None:
+        super().assign(row, fields)
+        row.matchers = fields["matchers"]
+
+
+class MaintenanceWindowSection(_TimedSection):
+    name = "maintenance_windows"
+    row_type = MaintenanceWindowRow
+
+    def to_fields(self, row: MaintenanceWindowRow) -> Fields:
+        return {"service": row.service_id, **super().to_fields(row)}
+
+    def assign(self, row: MaintenanceWindowRow, fields: Fields) -> None:
+        super().assign(row, fields)
+        row.service_id = fields["service"]
+
+    def refs(self, fields: Fields) -> list[Ref]:
+        return [Ref("service", "services", fields["service"])]
+
+    def without_dangling(self, fields: Fields, live: dict[str, set[str]]) -> Fields | None:
+        return fields if _live_service(fields, live) else None
+
+
+class InhibitRuleSection(_PositionalSection):
+    name = "inhibit_rules"
+    row_type = InhibitRuleRow
+
+    def to_fields(self, row: InhibitRuleRow) -> Fields:
+        return {
+            "source_match": row.source_match,
+            "target_match": row.target_match,
+            "equal": list(row.equal),
+        }
+
+    def assign(self, row: InhibitRuleRow, fields: Fields) -> None:
+        row.source_match = fields["source_match"]
+        row.target_match = fields["target_match"]
+        row.equal = list(fields["equal"])
+
+
 # Apply order: a section comes after the sections it refers to (foreign keys).
 SECTIONS: tuple[Section, ...] = (
     SeveritySection(),
@@ -347,4 +695,11 @@ SECTIONS: tuple[Section, ...] = (
     TeamSection(),
     ServiceSection(),
     ChecklistSection(),
+    IntegrationSection(),
+    RouteSection(),
+    GroupingSection(),
+    HeartbeatSection(),
+    SilenceSection(),
+    MaintenanceWindowSection(),
+    InhibitRuleSection(),
 )

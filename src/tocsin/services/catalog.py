@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -42,12 +42,22 @@ class Snapshot:
 
 _lock = threading.Lock()
 _cache: dict[str, tuple[float, Snapshot]] = {}
+# Other read models of the configuration (alerting_config) that must be dropped with it.
+_listeners: list[Callable[[], None]] = []
+
+
+def on_invalidate(callback: Callable[[], None]) -> None:
+    """Have invalidate() also call `callback` (to drop another cache of the configuration)."""
+    if callback not in _listeners:
+        _listeners.append(callback)
 
 
 def invalidate() -> None:
     """Forget every cached snapshot (after the configuration changed)."""
     with _lock:
         _cache.clear()
+    for callback in _listeners:
+        callback()
 
 
 def snapshot(session: Session) -> Snapshot:

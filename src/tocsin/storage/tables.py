@@ -238,3 +238,203 @@ class ApiTokenRow(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
+# --- alerting configuration (owned by `tocsin apply`) ---
+
+
+class IntegrationRow(Base):
+    """Where alerts come in: the key is the secret in the URL (or PagerDuty's routing_key)."""
+
+    __tablename__ = "integrations"
+    key: Mapped[str] = mapped_column(String(128), primary_key=True)
+    type: Mapped[str] = mapped_column(String(16))
+    service_id: Mapped[str] = mapped_column(ForeignKey("services.id"))
+    name: Mapped[str] = mapped_column(String(200), default="")
+    mapping: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    rate_limit: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    archived: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class AlertRouteRow(Base):
+    """One routing rule; its position in the file is its key and its order."""
+
+    __tablename__ = "alert_routes"
+    position: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    match: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    continue_: Mapped[bool] = mapped_column("continue", Boolean, default=False)
+    service_id: Mapped[str | None] = mapped_column(ForeignKey("services.id"), nullable=True)
+    urgency: Mapped[str | None] = mapped_column(String(8), nullable=True)
+    incident_severity: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    # null: never; {"min_alerts": n, "within_s": s | null}: when that many alerts arrived.
+    declare: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+
+
+class GroupingRuleRow(Base):
+    __tablename__ = "grouping_rules"
+    service_id: Mapped[str] = mapped_column(ForeignKey("services.id"), primary_key=True)
+    by: Mapped[list[str]] = mapped_column(JSON, default=list)
+    template: Mapped[str | None] = mapped_column(Text, nullable=True)
+    window_s: Mapped[int | None] = mapped_column(Integer, nullable=True)
+
+
+class InhibitRuleRow(Base):
+    __tablename__ = "inhibit_rules"
+    position: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    source_match: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    target_match: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    equal: Mapped[list[str]] = mapped_column(JSON, default=list)
+
+
+class HeartbeatRow(Base):
+    __tablename__ = "heartbeats"
+    key: Mapped[str] = mapped_column(String(128), primary_key=True)
+    service_id: Mapped[str] = mapped_column(ForeignKey("services.id"))
+    name: Mapped[str] = mapped_column(String(200), default="")
+    interval_s: Mapped[int] = mapped_column(Integer)
+    # Set on apply so a new heartbeat gets one full interval before it can be overdue.
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    last_ping_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    archived: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class SilenceRow(Base):
+    """A silence from the API, or from config (then `config_position` names its entry)."""
+
+    __tablename__ = "silences"
+    __table_args__ = (Index("ix_silences_ends_at", "ends_at"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    matchers: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    starts_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    ends_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    created_by: Mapped[str] = mapped_column(String(200))
+    comment: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    config_position: Mapped[int | None] = mapped_column(Integer, nullable=True, unique=True)
+
+
+class MaintenanceWindowRow(Base):
+    __tablename__ = "maintenance_windows"
+    __table_args__ = (Index("ix_maintenance_windows_ends_at", "ends_at"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    service_id: Mapped[str] = mapped_column(ForeignKey("services.id"))
+    starts_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    ends_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    comment: Mapped[str] = mapped_column(Text, default="")
+    created_by: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    config_position: Mapped[int | None] = mapped_column(Integer, nullable=True, unique=True)
+
+
+# --- alerts ---
+
+
+class AlertPayloadRow(Base):
+    """A request body exactly as received (kept for the retention period), or why it was refused."""
+
+    __tablename__ = "alert_payloads"
+    __table_args__ = (Index("ix_alert_payloads_received_at", "received_at"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    integration_key: Mapped[str] = mapped_column(String(128))
+    format: Mapped[str] = mapped_column(String(16))
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    body: Mapped[str | None] = mapped_column(Text, nullable=True)
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)
+
+
+class AlertGroupRow(Base):
+    __tablename__ = "alert_groups"
+    __table_args__ = (
+        Index("ix_alert_groups_status_id", "status", "id"),
+        Index("ix_alert_groups_service_id", "service_id", "id"),
+    )
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    service_id: Mapped[str] = mapped_column(ForeignKey("services.id"))
+    group_key: Mapped[str] = mapped_column(Text)
+    # service + group key while the group collects alerts, NULL once closed: one open group
+    # per key, enforced by the database even with several writers.
+    open_key: Mapped[str | None] = mapped_column(String(64), nullable=True, unique=True)
+    status: Mapped[str] = mapped_column(String(16))
+    title: Mapped[str] = mapped_column(String(1024))
+    urgency: Mapped[str] = mapped_column(String(8))
+    incident_severity: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    declare: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    incident_id: Mapped[int | None] = mapped_column(ForeignKey("incidents.id"), nullable=True)
+    alert_count: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    last_alert_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    acknowledged_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    acknowledged_by: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    resolved_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    resolved_by: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    version: Mapped[int] = mapped_column(Integer, default=1)
+
+
+class AlertRow(Base):
+    __tablename__ = "alerts"
+    __table_args__ = (
+        Index("ix_alerts_group", "group_id", "id"),
+        Index("ix_alerts_status_id", "status", "id"),
+        Index("ix_alerts_service_id", "service_id", "id"),
+        Index("ix_alerts_dedup_key", "dedup_key"),
+    )
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    integration_key: Mapped[str] = mapped_column(String(128))
+    service_id: Mapped[str] = mapped_column(ForeignKey("services.id"))
+    group_id: Mapped[int] = mapped_column(ForeignKey("alert_groups.id"))
+    dedup_key: Mapped[str] = mapped_column(String(255))
+    # integration + dedup key while the alert is open, NULL once resolved (see AlertGroupRow).
+    open_key: Mapped[str | None] = mapped_column(String(64), nullable=True, unique=True)
+    status: Mapped[str] = mapped_column(String(16))
+    suppressed_by: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    title: Mapped[str] = mapped_column(String(1024))
+    severity: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    source: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    component: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    group_name: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    class_name: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    labels: Mapped[dict[str, str]] = mapped_column(JSON, default=dict)
+    details: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    links: Mapped[list[dict[str, str]]] = mapped_column(JSON, default=list)
+    images: Mapped[list[dict[str, str]]] = mapped_column(JSON, default=list)
+    urgency: Mapped[str] = mapped_column(String(8))
+    starts_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    ends_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    first_seen_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    last_seen_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    acknowledged_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    resolved_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    event_count: Mapped[int] = mapped_column(Integer, default=1)
+
+
+class AlertLogRow(Base):
+    """An alert's history: fired, re-fired, acknowledged, resolved, suppressed …"""
+
+    __tablename__ = "alert_log"
+    __table_args__ = (
+        Index("ix_alert_log_alert", "alert_id", "id"),
+        Index("ix_alert_log_group", "group_id", "id"),
+    )
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    alert_id: Mapped[int | None] = mapped_column(ForeignKey("alerts.id"), nullable=True)
+    group_id: Mapped[int | None] = mapped_column(ForeignKey("alert_groups.id"), nullable=True)
+    payload_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime)
+    kind: Mapped[str] = mapped_column(String(24))
+    actor: Mapped[str] = mapped_column(String(200))
+    text: Mapped[str] = mapped_column(Text, default="")
+
+
+class ChangeEventRow(Base):
+    __tablename__ = "change_events"
+    __table_args__ = (Index("ix_change_events_service", "service_id", "id"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    integration_key: Mapped[str] = mapped_column(String(128))
+    service_id: Mapped[str] = mapped_column(ForeignKey("services.id"))
+    summary: Mapped[str] = mapped_column(String(1024))
+    source: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    timestamp: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    links: Mapped[list[dict[str, str]]] = mapped_column(JSON, default=list)
+    custom_details: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    payload_id: Mapped[int | None] = mapped_column(Integer, nullable=True)

@@ -40,7 +40,7 @@ _STATUS_OF_ERROR: list[tuple[type[DomainError], int]] = [
 Change = Callable[[Session, int], object]
 
 
-def _status_of(exc: DomainError) -> int:
+def status_of(exc: DomainError) -> int:
     return next((code for kind, code in _STATUS_OF_ERROR if isinstance(exc, kind)), 400)
 
 
@@ -55,7 +55,7 @@ def _apply(
             change(session, number)
             session.commit()
     except DomainError as exc:
-        return incident_page(request, user, ref, error=exc.message, status=_status_of(exc))
+        return incident_page(request, user, ref, error=exc.message, status=status_of(exc))
     return RedirectResponse(f"/incidents/{number}{anchor}", status_code=303)
 
 
@@ -105,7 +105,7 @@ def declare(
     except DomainError as exc:
         # The configuration changed between reading the choices and declaring.
         form.errors[getattr(exc, "field", "form")] = exc.message
-        return declare_page(request, user, form, status=_status_of(exc))
+        return declare_page(request, user, form, status=status_of(exc))
     return RedirectResponse(f"/incidents/{number}", status_code=303)
 
 

@@ -1,0 +1,1 @@
+"""The engine: a loop of idempotent modules coordinated through the database."""

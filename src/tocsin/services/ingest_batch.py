@@ -1,0 +1,575 @@
+"""The working state of one ingest batch: decide per signal in memory, write once.
+
+Decisions are the pure functions of tocsin.core.alerts; this module holds what a batch has
+loaded (open alerts, collecting groups) and turns its decisions into a few bulk statements."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import func, insert, or_, select, update
+from sqlalchemy.orm import Session
+
+from tocsin.core.alerts import (
+    Action,
+    AlertStatus,
+    DeclareRule,
+    Routing,
+    Signal,
+    Suppression,
+    default_group_key,
+    default_urgency,
+    group_key_by,
+    group_status,
+    incident_severity_for,
+    joins_group,
+    match_view,
+    matches_all,
+    route,
+    suppression,
+)
+from tocsin.services import alert_templates
+from tocsin.services.alerting_config import (
+    AlertingConfig,
+    active_noise_control,
+)
+from tocsin.services.group_declare import declare_groups
+from tocsin.services.ingest_model import Delivery, Outcome, open_key
+from tocsin.services.ingest_rows import (
+    ALERT_COLUMNS,
+    ALERTS,
+    GROUP_COLUMNS,
+    GROUPS,
+    LOGS,
+    UPDATE_ALERT,
+    UPDATE_GROUP,
+    alert_columns,
+    alert_row,
+    chunks,
+    content,
+    source_condition,
+    stored_view,
+    update_params,
+    why_text,
+)
+from tocsin.storage.bulk import insert_rows, insert_with_ids
+from tocsin.storage.tables import (
+    AlertGroupRow,
+    AlertLogRow,
+    AlertRow,
+)
+
+# Inhibition looks at this many of the most recent firing alerts as possible sources.
+INHIBIT_SOURCES = 5000
+
+
+@dataclass(slots=True)
+class _Alert:
+    """An open alert as this batch sees it (loaded, or created in this batch)."""
+
+    row: dict[str, Any]
+    view: dict[str, Any]
+    new: bool
+    dirty: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class _Done:
+    """What a signal did, before the batch is written and ids are known."""
+
+    dedup_key: str
+    action: str
+    alert: _Alert | None
+    status: str | None
+
+    def outcome(self) -> Outcome:
+        if self.alert is None:
+            return Outcome(self.dedup_key, self.action)
+        row = self.alert.row
+        return Outcome(self.dedup_key, self.action, row["id"], row["group_id"], self.status)
+
+
+@dataclass(frozen=True, slots=True)
+class _Assessment:
+    """A new alert's view, routing decision and the group it belongs to."""
+
+    view: dict[str, Any]
+    decided: Routing
+    service: str
+    group_key: str
+    group_open_key: str
+
+
+@dataclass(slots=True)
+class _Group:
+    row: dict[str, Any]
+    new: bool
+    touched: bool = True
+    new_alerts: list[datetime] = field(default_factory=list)
+
+
+class _Batch:
+    """The working state of one ingest batch; writes happen in flush()."""
+
+    def __init__(self, session: Session, config: AlertingConfig, now: datetime) -> None:
+        self.session = session
+        self.config = config
+        self.now = now
+        self.alerts: dict[str, _Alert] = {}
+        self.groups: dict[str, _Group] = {}
+        self.loaded_groups: dict[int, _Group] = {}
+        self.resolved: list[_Alert] = []
+        self.logs: list[dict[str, Any]] = []
+        self._firing_stored: list[Mapping[str, Any]] | None = None
+        self._batch_sources: list[Mapping[str, Any]] = []
+        self.silences, self.windows = active_noise_control(session, now)
+        self._assessed: dict[int, _Assessment] = {}
+        self._fetched: set[str] = set()
+        self.postgres = session.get_bind().dialect.name == "postgresql"
+
+    # --- prefetch ---
+
+    def prefetch_alerts(self, keys: set[str]) -> None:
+        """Load (and on PostgreSQL lock) the open alerts these keys name, and their groups."""
+        group_ids: set[int] = set()
+        for chunk in chunks(sorted(keys)):
+            query = select(AlertRow.__table__).where(AlertRow.open_key.in_(chunk))
+            for row in self.session.execute(self._locking(query.order_by(AlertRow.id))).mappings():
+                data = dict(row)
+                self.alerts[data["open_key"]] = _Alert(data, stored_view(data), new=False)
+                group_ids.add(data["group_id"])
+        self._load_groups(AlertGroupRow.id, sorted(group_ids))
+
+    def prefetch_groups(self, keys: set[str]) -> None:
+        """Load (and lock) the collecting groups these open keys name."""
+        missing = sorted(k for k in keys if k not in self.groups and k not in self._fetched)
+        self._fetched.update(missing)
+        self._load_groups(AlertGroupRow.open_key, missing)
+
+    def _load_groups(self, column: Any, values: Sequence[Any]) -> None:
+        for chunk in chunks(values):
+            query = select(AlertGroupRow.__table__).where(column.in_(chunk))
+            query = self._locking(query.order_by(AlertGroupRow.id))
+            for row in self.session.execute(query).mappings():
+                if row["id"] in self.loaded_groups:
+                    continue
+                group = _Group(dict(row), new=False, touched=False)
+                self.loaded_groups[row["id"]] = group
+                if row["open_key"]:
+                    self.groups.setdefault(row["open_key"], group)
+
+    def _locking(self, query: Any) -> Any:
+        # Two processes ingesting the same keys on PostgreSQL take turns; ids in order, so
+        # they never deadlock.
+        return query.with_for_update() if self.postgres else query
+
+    def group_by_id(self, group_id: int) -> _Group:
+        if group_id not in self.loaded_groups:
+            self._load_groups(AlertGroupRow.id, [group_id])
+        return self.loaded_groups[group_id]
+
+    # --- decisions ---
+
+    def routing(self, view: Mapping[str, Any]) -> Routing:
+        return route(view, self.config.routes)
+
+    def suppressed(self, view: dict[str, Any]) -> Suppression | None:
+        firing: list[Mapping[str, Any]] = []
+        rules = self.config.inhibit_rules
+        # Only an alert some rule targets needs the possible sources (cheap check first).
+        if rules and any(matches_all(rule.target, view) for rule in rules):
+            firing = self._batch_sources + self._stored_sources()
+        return suppression(
+            view,
+            now=self.now,
+            silences=self.silences,
+            windows=self.windows,
+            inhibit_rules=rules,
+            firing=firing,
+        )
+
+    def note_source(self, view: Mapping[str, Any]) -> None:
+        """Remember a firing alert of this batch that could inhibit others."""
+        if any(matches_all(rule.source, view) for rule in self.config.inhibit_rules):
+            self._batch_sources.append(view)
+
+    def _stored_sources(self) -> list[Mapping[str, Any]]:
+        """Return stored firing alerts that match some rule's source, once per batch.
+
+        Equality matchers narrow the query in the database (label or column); the rest is
+        checked in Python, on at most INHIBIT_SOURCES of the most recent candidates.
+        """
+        if self._firing_stored is None:
+            conditions = [source_condition(rule.source) for rule in self.config.inhibit_rules]
+            query = (
+                select(AlertRow.labels, AlertRow.severity, AlertRow.title, AlertRow.dedup_key,
+                       AlertRow.service_id)
+                .where(AlertRow.status == "firing", or_(*conditions))
+                .order_by(AlertRow.id.desc())
+                .limit(INHIBIT_SOURCES)
+            )  # fmt: skip
+            rows = self.session.execute(query)
+            views = [
+                {"severity": sev, "title": title, "dedup_key": key, "service": svc, **labels}
+                for labels, sev, title, key, svc in rows
+            ]
+            self._firing_stored = [
+                v
+                for v in views
+                if any(matches_all(rule.source, v) for rule in self.config.inhibit_rules)
+            ]
+        return self._firing_stored
+
+    def group_key(self, service: str, view: Mapping[str, Any], signal: Signal) -> str:
+        rule = self.config.grouping.get(service)
+        if rule is None:
+            return default_group_key(signal)
+        if rule.template:
+            return "tpl:" + alert_templates.render_group_key(rule.template, view)
+        return group_key_by(view, rule.by)
+
+    def window(self, service: str) -> timedelta | None:
+        rule = self.config.grouping.get(service)
+        return rule.window if rule else None
+
+    # --- signals ---
+
+    def assess(self, delivery: Delivery, signal: Signal) -> _Assessment:
+        """Return the view, routing and group key of a trigger (computed once per signal)."""
+        found = self._assessed.get(id(signal))
+        if found is not None:
+            return found
+        integration = delivery.integration
+        view = match_view(
+            signal, service=integration.service, integration=integration.key, now=self.now
+        )
+        decided = self.routing(view)
+        service = decided.service or integration.service
+        view["service"] = service
+        gkey = self.group_key(service, view, signal)
+        found = _Assessment(view, decided, service, gkey, open_key(service, gkey))
+        self._assessed[id(signal)] = found
+        return found
+
+    def prefetch_for(self, deliveries: Sequence[Delivery]) -> None:
+        """Load every group the batch's new alerts may join, in one query per 500 keys."""
+        wanted = set()
+        for delivery in deliveries:
+            for signal in delivery.signals:
+                key = open_key(delivery.integration.key, signal.dedup_key)
+                if signal.action == Action.TRIGGER and key not in self.alerts:
+                    wanted.add(self.assess(delivery, signal).group_open_key)
+        self.prefetch_groups(wanted)
+
+    def trigger(self, delivery: Delivery, signal: Signal, payload_id: int) -> _Done:
+        integration = delivery.integration
+        key = open_key(integration.key, signal.dedup_key)
+        existing = self.alerts.get(key)
+        if existing is not None:
+            view = match_view(
+                signal,
+                service=existing.row["service_id"],
+                integration=integration.key,
+                now=self.now,
+            )
+            return self._refire(existing, signal, view, self.routing(view), payload_id)
+        plan = self.assess(delivery, signal)
+        view, decided, service = plan.view, plan.decided, plan.service
+        why = self.suppressed(view)
+        group = self._group_for(plan, signal)
+        status = AlertStatus.SUPPRESSED if why else AlertStatus.FIRING
+        row = alert_row(signal, integration.key, service, key, status, self.now)
+        row["urgency"] = (decided.urgency or default_urgency(signal)).value
+        row["suppressed_by"] = f"{why.kind}:{why.ref}" if why else None
+        row["_group"] = group
+        alert = _Alert(row, view, new=True, dirty=True)
+        self.alerts[key] = alert
+        group.new_alerts.append(self.now)
+        group.row["last_alert_at"] = self.now
+        group.row["alert_count"] += 1
+        group.touched = True
+        self._declare_rule(group, decided)
+        kind = "suppressed" if why else "fired"
+        if why is None and self.config.inhibit_rules:
+            self.note_source(view)
+        self._log(alert, kind, payload_id, delivery.actor, why_text(why))
+        return _Done(signal.dedup_key, "created", alert, status.value)
+
+    def _refire(
+        self, alert: _Alert, signal: Signal, view: dict[str, Any], decided: Routing, payload_id: int
+    ) -> _Done:
+        row = alert.row
+        view["service"] = row["service_id"]
+        row.update(content(signal))
+        row["last_seen_at"] = self.now
+        row["event_count"] += 1
+        alert.view = view
+        alert.dirty = True
+        kind = "refired"
+        if row["status"] == AlertStatus.SUPPRESSED:
+            why = self.suppressed(view)
+            if why is None:
+                row["status"] = AlertStatus.FIRING.value
+                row["suppressed_by"] = None
+                kind = "unsuppressed"
+        group = self._group_of(alert)
+        group.touched = True
+        self._declare_rule(group, decided)
+        self._log(alert, kind, payload_id, "integration")
+        return _Done(signal.dedup_key, "refired", alert, row["status"])
+
+    def acknowledge(self, delivery: Delivery, signal: Signal, payload_id: int) -> _Done:
+        alert = self.alerts.get(open_key(delivery.integration.key, signal.dedup_key))
+        if alert is None:
+            return _Done(signal.dedup_key, "dropped", None, None)
+        row = alert.row
+        if row["status"] == AlertStatus.FIRING:
+            row["status"] = AlertStatus.ACKNOWLEDGED.value
+            row["acknowledged_at"] = self.now
+            alert.dirty = True
+            self._group_of(alert).touched = True
+        self._log(alert, "acknowledged", payload_id, delivery.actor)
+        return _Done(signal.dedup_key, "acknowledged", alert, row["status"])
+
+    def resolve(self, delivery: Delivery, signal: Signal, payload_id: int) -> _Done:
+        key = open_key(delivery.integration.key, signal.dedup_key)
+        alert = self.alerts.get(key)
+        if alert is None:
+            return _Done(signal.dedup_key, "dropped", None, None)
+        self._resolve_alert(alert, signal.ends_at)
+        del self.alerts[key]
+        self._log(alert, "resolved", payload_id, delivery.actor)
+        return _Done(signal.dedup_key, "resolved", alert, "resolved")
+
+    def _resolve_alert(self, alert: _Alert, ends_at: datetime | None) -> None:
+        row = alert.row
+        row["status"] = AlertStatus.RESOLVED.value
+        row["resolved_at"] = self.now
+        row["ends_at"] = ends_at or self.now
+        row["open_key"] = None
+        alert.dirty = True
+        self._group_of(alert).touched = True
+        self.resolved.append(alert)
+
+    # --- groups ---
+
+    def _group_of(self, alert: _Alert) -> _Group:
+        group = alert.row.get("_group")
+        if group is None:
+            group = self.group_by_id(alert.row["group_id"])
+            alert.row["_group"] = group
+        assert isinstance(group, _Group)
+        return group
+
+    def _group_for(self, plan: _Assessment, signal: Signal) -> _Group:
+        service, decided, okey = plan.service, plan.decided, plan.group_open_key
+        if okey not in self.groups and okey not in self._fetched:
+            self.prefetch_groups({okey})
+        group = self.groups.get(okey)
+        if group is not None and joins_group(
+            group.row["last_alert_at"], self.window(service), self.now
+        ):
+            return group
+        if group is not None:
+            # The window passed: the old group stops collecting; this alert starts a new one.
+            group.row["open_key"] = None
+            group.touched = True
+        severity = decided.incident_severity or incident_severity_for(
+            signal.severity, self.config.severities
+        )
+        row = {
+            "id": None,
+            "service_id": service,
+            "group_key": plan.group_key,
+            "open_key": okey,
+            "status": AlertStatus.FIRING.value,
+            "title": signal.title[:1024],
+            "urgency": (decided.urgency or default_urgency(signal)).value,
+            "incident_severity": severity,
+            "declare": None,
+            "incident_id": None,
+            "alert_count": 0,
+            "created_at": self.now,
+            "last_alert_at": self.now,
+            "acknowledged_at": None,
+            "acknowledged_by": None,
+            "resolved_at": None,
+            "resolved_by": None,
+            "version": 1,
+        }
+        fresh = _Group(row, new=True)
+        self.groups[okey] = fresh
+        return fresh
+
+    def _declare_rule(self, group: _Group, decided: Routing) -> None:
+        if decided.declare is not None and group.row["declare"] is None:
+            group.row["declare"] = {
+                "min_alerts": decided.declare.min_alerts,
+                "within_s": int(decided.declare.within.total_seconds())
+                if decided.declare.within
+                else None,
+            }
+            if decided.incident_severity:
+                group.row["incident_severity"] = decided.incident_severity
+
+    def _log(
+        self, alert: _Alert, kind: str, payload_id: int | None, actor: str, text_: str = ""
+    ) -> None:
+        self.logs.append(
+            {
+                "_alert": alert,
+                "payload_id": payload_id,
+                "at": self.now,
+                "kind": kind,
+                "actor": actor,
+                "text": text_,
+            }
+        )
+
+    # --- writing ---
+
+    def flush(self) -> None:
+        """Write groups, alerts, logs and group statuses; declare incidents where due."""
+        session = self.session
+        all_groups = {id(g): g for g in self.groups.values()}
+        all_groups.update({id(g): g for g in self.loaded_groups.values()})
+        everything = list(self.alerts.values()) + self.resolved
+        for alert in everything:
+            group = alert.row.get("_group")
+            if isinstance(group, _Group):
+                all_groups[id(group)] = group
+        due = self._insert_new_groups([g for g in all_groups.values() if g.new], everything)
+        self._write_alerts(everything)
+        if self.logs:
+            for entry in self.logs:
+                alert = entry.pop("_alert")
+                entry["alert_id"] = alert.row["id"]
+                entry["group_id"] = alert.row["group_id"] or alert.row["_group"].row["id"]
+            insert_rows(session, LOGS, self.logs)
+        touched = [g for g in all_groups.values() if g.touched]
+        if touched:
+            due += self._settle_stored(touched)
+        for group in due:
+            if group.row.get("_resolved_now"):
+                self._group_log(group.row["id"], "resolved", "all alerts resolved")
+        due = [g for g in due if not g.row.pop("_resolved_now", False)]
+        if due:
+            self._declare(due)
+
+    def _insert_new_groups(
+        self, new_groups: list[_Group], everything: list[_Alert]
+    ) -> list[_Group]:
+        """Insert the groups opened in this batch, settled in memory; return those due."""
+        if not new_groups:
+            return []
+        # Every alert of a group created in this batch is in this batch: count in memory.
+        counts: dict[int, dict[str, int]] = defaultdict(dict)
+        for alert in everything:
+            group = alert.row.get("_group")
+            status = alert.row["status"]
+            if isinstance(group, _Group) and group.new and status != "resolved":
+                tally = counts[id(group)]
+                tally[status] = tally.get(status, 0) + 1
+        due = [g for g in new_groups if self._settle(g, counts[id(g)])]
+        rows = [
+            {k: v for k, v in g.row.items() if k in GROUP_COLUMNS and k != "id"} for g in new_groups
+        ]
+        ids = insert_with_ids(self.session, GROUPS, rows)
+        for group, group_id in zip(new_groups, ids, strict=True):
+            group.row["id"] = group_id
+            group.new = False
+            group.touched = False
+            self.loaded_groups[group_id] = group
+        return due
+
+    def _write_alerts(self, everything: list[_Alert]) -> None:
+        dirty = {id(a): a for a in everything if a.dirty}
+        new_alerts = [a for a in dirty.values() if a.new]
+        if new_alerts:
+            rows = []
+            for alert in new_alerts:
+                alert.row["group_id"] = alert.row["_group"].row["id"]
+                rows.append(alert_columns(alert.row))
+            ids = insert_with_ids(self.session, ALERTS, rows)
+            for alert, alert_id in zip(new_alerts, ids, strict=True):
+                alert.row["id"] = alert_id
+        changed = [update_params(a.row, ALERT_COLUMNS) for a in dirty.values() if not a.new]
+        for alert in new_alerts:
+            alert.new = False
+        if changed:
+            self.session.execute(UPDATE_ALERT, changed)
+
+    def _settle(self, group: _Group, counts: Mapping[str, int]) -> bool:
+        """Set a group's status from its alert counts; return whether it may need declaring."""
+        row = group.row
+        status = group_status(counts, acknowledged=row["acknowledged_at"] is not None)
+        resolved_now = status == AlertStatus.RESOLVED and row["status"] != AlertStatus.RESOLVED
+        if resolved_now:
+            row["resolved_at"] = self.now
+            row["resolved_by"] = row["resolved_by"] or "integration"
+            row["open_key"] = None
+            row["_resolved_now"] = True
+        row["status"] = status.value
+        row["version"] += 1
+        wants = row["incident_id"] is None and bool(row["declare"]) and status == AlertStatus.FIRING
+        return wants or resolved_now
+
+    def _settle_stored(self, touched: list[_Group]) -> list[_Group]:
+        counts: dict[int, dict[str, int]] = defaultdict(dict)
+        for chunk in chunks([g.row["id"] for g in touched]):
+            query = (
+                select(AlertRow.group_id, AlertRow.status, func.count())
+                .where(AlertRow.group_id.in_(chunk), AlertRow.status != "resolved")
+                .group_by(AlertRow.group_id, AlertRow.status)
+            )
+            for group_id, status, count in self.session.execute(query):
+                counts[group_id][status] = count
+        due = [g for g in touched if self._settle(g, counts[g.row["id"]])]
+        self.session.execute(UPDATE_GROUP, [update_params(g.row, GROUP_COLUMNS) for g in touched])
+        return due
+
+    def _group_log(self, group_id: int, kind: str, text_: str) -> None:
+        self.session.execute(
+            insert(AlertLogRow),
+            [
+                {
+                    "alert_id": None,
+                    "group_id": group_id,
+                    "payload_id": None,
+                    "at": self.now,
+                    "kind": kind,
+                    "actor": "tocsin",
+                    "text": text_,
+                }
+            ],
+        )
+
+    def _declare(self, groups: list[_Group]) -> None:
+        ready: list[_Group] = []
+        for group in groups:
+            rule = DeclareRule(
+                group.row["declare"]["min_alerts"],
+                timedelta(seconds=group.row["declare"]["within_s"])
+                if group.row["declare"]["within_s"]
+                else None,
+            )
+            if rule.min_alerts <= 1:
+                ready.append(group)
+                continue
+            query = select(AlertRow.first_seen_at).where(AlertRow.group_id == group.row["id"])
+            if rule.within:
+                query = query.where(AlertRow.first_seen_at > self.now - rule.within)
+            if rule.holds(list(self.session.scalars(query)), self.now):
+                ready.append(group)
+        if ready:
+            declare_groups(self.session, ready_rows := [g.row for g in ready], self.now)
+            for row in ready_rows:
+                self.session.execute(
+                    update(AlertGroupRow)
+                    .where(AlertGroupRow.id == row["id"])
+                    .values(incident_id=row["incident_id"])
+                )

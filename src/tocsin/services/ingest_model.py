@@ -1,0 +1,50 @@
+"""What goes into the ingest pipeline and what comes out."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from tocsin.core.alerts import (
+    ChangeEvent,
+    Signal,
+)
+from tocsin.services.alerting_config import IntegrationConfig
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """One accepted request for one integration: its raw body and what it said."""
+
+    integration: IntegrationConfig
+    format: str
+    body: str | None
+    received_at: datetime
+    signals: Sequence[Signal] = ()
+    changes: Sequence[ChangeEvent] = ()
+    actor: str = "integration"
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What became of one signal: which alert and group, and what happened to them."""
+
+    dedup_key: str
+    action: str  # created, refired, acknowledged, resolved, dropped
+    alert_id: int | None = None
+    group_id: int | None = None
+    status: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Ingested:
+    payload_id: int
+    outcomes: tuple[Outcome, ...]
+    changes: int = 0
+
+
+def open_key(*parts: str) -> str:
+    """Return the fixed-length key under which an open alert or collecting group is unique."""
+    return hashlib.sha256("\x1f".join(parts).encode()).hexdigest()

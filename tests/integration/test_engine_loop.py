@@ -1,0 +1,98 @@
+"""The engine loop: modules run when due or woken, failures are contained, wake-ups measured."""
+
+from __future__ import annotations
+
+import threading
+import time
+from datetime import datetime, timedelta
+
+from prometheus_client import CollectorRegistry
+from sqlalchemy import func, insert, select
+from sqlalchemy.orm import Session
+
+from tests.conftest import FakeClock
+from tocsin.engine.loop import Engine
+from tocsin.engine.modules import PayloadRetentionModule
+from tocsin.engine.waker import Waker
+from tocsin.storage.db import Database
+from tocsin.storage.tables import AlertPayloadRow
+
+
+class Recorder:
+    def __init__(self, name: str, on_work: bool, every: timedelta | None) -> None:
+        self.name = name
+        self.on_work = on_work
+        self.every = every
+        self.runs: list[datetime] = []
+
+    def update(self, session: Session, now: datetime) -> datetime | None:
+        self.runs.append(now)
+        return now + self.every if self.every else None
+
+
+class Broken:
+    name = "broken"
+    on_work = True
+
+    def update(self, session: Session, now: datetime) -> datetime | None:
+        raise RuntimeError("boom")
+
+
+def test_modules_run_when_due_or_woken(database: Database, clock: FakeClock) -> None:
+    timed = Recorder("timed", on_work=False, every=timedelta(minutes=1))
+    eager = Recorder("eager", on_work=True, every=None)
+    engine = Engine(database, clock, [Broken(), timed, eager], registry=CollectorRegistry())
+    deadline = engine.run_once()
+    assert deadline == clock() + timedelta(seconds=5)  # the broken module retries soon
+    assert (len(timed.runs), len(eager.runs)) == (1, 1)  # the broken module stopped nothing
+    engine.run_once(woken=True)
+    assert (len(timed.runs), len(eager.runs)) == (1, 2)  # woken: only modules on work
+    engine.run_once(woken=False)
+    assert (len(timed.runs), len(eager.runs)) == (1, 2)
+    clock.advance(minutes=1)
+    engine.run_once(woken=False)  # everything is due again (no deadline means MAX_SLEEP)
+    assert (len(timed.runs), len(eager.runs)) == (2, 3)
+    assert engine.failures.labels("broken")._value.get() == 3
+
+
+def test_a_wake_signal_reaches_the_loop_at_once(database: Database) -> None:
+    eager = Recorder("eager", on_work=True, every=None)
+    waker = Waker()
+    registry = CollectorRegistry()
+    engine = Engine(database, lambda: datetime.now().astimezone(), [eager], waker=waker,
+                    registry=registry)  # fmt: skip
+    engine.start()
+    try:
+        deadline = time.monotonic() + 5
+        while not eager.runs and time.monotonic() < deadline:
+            time.sleep(0.01)
+        before = len(eager.runs)
+        started = time.monotonic()
+        waker.notify()
+        while len(eager.runs) == before and time.monotonic() - started < 5:
+            time.sleep(0.001)
+        assert len(eager.runs) > before
+        assert time.monotonic() - started < 0.5
+        count = registry.get_sample_value("tocsin_engine_wake_delay_seconds_count")
+        assert count is not None
+        assert count >= 1
+    finally:
+        engine.stop()
+    assert not any(t.name == "tocsin-engine" and t.is_alive() for t in threading.enumerate())
+
+
+def test_payload_retention_deletes_old_raw_payloads(database: Database, clock: FakeClock) -> None:
+    with database.write() as session:
+        session.execute(
+            insert(AlertPayloadRow),
+            [
+                {"integration_key": "k", "format": "pagerduty", "body": "{}",
+                 "received_at": clock() - timedelta(days=d)}
+                for d in (1, 29, 31, 400)
+            ],
+        )  # fmt: skip
+        session.commit()
+    engine = Engine(database, clock, [PayloadRetentionModule(timedelta(days=30))])
+    assert engine.run_once() == clock() + timedelta(hours=1)
+    with database.read() as session:
+        assert session.scalar(select(func.count()).select_from(AlertPayloadRow)) == 2

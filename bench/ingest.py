@@ -241,7 +241,7 @@ def _parse_args() -> argparse.Namespace:
         "--duration", type=int, default=60, help="Seconds of each ceiling measurement (60)."
     )
     parser.add_argument(
-        "--connections", type=int, default=32, help="wrk connections, ceiling (32)."
+        "--connections", type=int, default=64, help="wrk connections, ceiling (64)."
     )
     parser.add_argument(
         "--am-duration", type=int, help="Seconds of the am run (30, or --duration if shorter)."

@@ -440,3 +440,19 @@ def test_rate_limit_answers_429_with_retry_after(
         assert codes[2] == 429
         limited = client.post("/v2/enqueue", json=pd_event())
         assert int(limited.headers["Retry-After"]) >= 1
+
+
+def test_integration_keys_are_masked_for_readers(alerting_api: TestClient) -> None:
+    api = alerting_api
+    api.post("/v2/enqueue", json=pd_event(dedup_key="secret-check"))
+    (alert,) = alerts(api, dedup_key="secret-check")
+    assert alert["integration"] == "0f1e…f0"
+    token = api.post("/api/v1/tokens", json={"name": "reader", "scopes": ["read"]})
+    assert token.status_code == 201, token.text
+    reader = {"Authorization": f"Bearer {token.json()['token']}"}
+    payload_id = api.get(f"/api/v1/alerts/{alert['id']}").json()["history"][0]["payload_id"]
+    seen = api.get(f"/api/v1/alert-payloads/{payload_id}", headers=reader).json()
+    assert PD_KEY not in seen["body"]
+    assert "nightly-backup-0001" not in api.get("/api/v1/heartbeats", headers=reader).text
+    admin = api.get(f"/api/v1/alert-payloads/{payload_id}").json()
+    assert PD_KEY in admin["body"]

@@ -33,6 +33,7 @@ from tocsin.services.alerting_config import (
     IntegrationConfig,
     RateLimit,
     alerting_config,
+    cached_config,
     parse_rate_limit,
 )
 from tocsin.services.ingest import Delivery, Ingested, ingest_many
@@ -86,8 +87,13 @@ def _generic(integration: IntegrationConfig) -> GenericMapping:
 
 
 def _integration(ctx: AppContext, key: str) -> IntegrationConfig | None:
-    with ctx.db.read() as session:
-        return alerting_config(session).integrations.get(key)
+    config = cached_config(ctx.db.engine)
+    if config is None:
+        # Only on a cache miss (every SNAPSHOT_SECONDS): opening a session per request
+        # costs more than the lookup.
+        with ctx.db.read() as session:
+            config = alerting_config(session)
+    return config.integrations.get(key)
 
 
 def _parser(integration: IntegrationConfig) -> Callable[[object], list[Signal]]:
@@ -104,9 +110,14 @@ def _new_key() -> str:
     return uuid.uuid4().hex
 
 
+def _not_json(constant: str) -> Any:
+    raise ValueError(f"{constant} is not valid JSON")
+
+
 def _decode(raw: bytes) -> Any:
     try:
-        return json.loads(raw)
+        # NaN and Infinity are Python's extension, not JSON: no database column takes them.
+        return json.loads(raw, parse_constant=_not_json)
     except (ValueError, RecursionError) as exc:
         raise PayloadError("Malformed JSON", [f"body: {exc}"]) from None
 
@@ -146,8 +157,12 @@ def _ingested_body(result: Ingested) -> dict[str, Any]:
     return {
         "status": "accepted",
         "payload_id": result.payload_id,
-        "alerts": [asdict(o) for o in result.outcomes],
-    }
+        "alerts": [
+            {"dedup_key": o.dedup_key, "action": o.action, "alert_id": o.alert_id,
+             "group_id": o.group_id, "status": o.status}
+            for o in result.outcomes
+        ],
+    }  # fmt: skip
 
 
 @router.post(

@@ -116,23 +116,36 @@ class Matcher:
 
     op: str
     value: Any
+    # The wanted value as text, worked out once: matching runs for every alert and route.
+    want: Any = field(default=None, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.op in ("eq", "ne"):
+            object.__setattr__(self, "want", _text(self.value))
+        elif self.op in ("in", "not_in"):
+            object.__setattr__(self, "want", frozenset(_text(v) for v in self.value))
 
     def matches(self, actual: Any) -> bool:
         """Return whether a field's value satisfies this condition (missing fields are None)."""
-        op, want = self.op, self.value
-        if op == "exists":
-            return (actual is not None) == bool(want)
+        op = self.op
         if op in ("eq", "ne"):
-            equal = actual is not None and _text(actual) == _text(want)
+            if actual is None:
+                equal = False
+            elif type(actual) is str:
+                equal = actual == self.want
+            else:
+                equal = _text(actual) == self.want
             return equal if op == "eq" else not equal
+        if op == "exists":
+            return (actual is not None) == bool(self.value)
         if op in ("in", "not_in"):
-            inside = actual is not None and _text(actual) in {_text(v) for v in want}
+            inside = actual is not None and _text(actual) in self.want
             return inside if op == "in" else not inside
         if op in ("regex", "not_regex"):
             # Anchored like Alertmanager's =~ matchers.
-            hit = actual is not None and re.fullmatch(want, _text(actual)) is not None
+            hit = actual is not None and re.fullmatch(self.value, _text(actual)) is not None
             return hit if op == "regex" else not hit
-        return _compare(op, actual, want)
+        return _compare(op, actual, self.value)
 
 
 def _text(value: Any) -> str:

@@ -6,6 +6,7 @@ import hashlib
 import re
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta, timezone
+from functools import lru_cache
 from typing import Any
 
 from tocsin.ingest.errors import PayloadError
@@ -183,6 +184,7 @@ _TIME = re.compile(
 )
 
 
+@lru_cache(maxsize=4096)
 def parse_time(text: str) -> datetime | None:
     """Parse an RFC 3339 / ISO 8601 time to UTC; Go's zero time (year 1) means no time.
 

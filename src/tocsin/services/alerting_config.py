@@ -20,6 +20,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
 from tocsin.core.alerts import (
@@ -137,6 +138,14 @@ def alerting_config(session: Session) -> AlertingConfig:
     with _lock:
         _cache[key] = (now, fresh)
     return fresh
+
+
+def cached_config(engine: Engine) -> AlertingConfig | None:
+    """Return the snapshot for `engine`'s database if it is fresh, without opening a session."""
+    cached = _cache.get(str(engine.url))
+    if cached and time.monotonic() - cached[0] < SNAPSHOT_SECONDS:
+        return cached[1]
+    return None
 
 
 def _load(session: Session, now: datetime) -> AlertingConfig:

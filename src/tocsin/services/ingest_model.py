@@ -6,6 +6,7 @@ import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from functools import lru_cache
 
 from tocsin.core.alerts import (
     ChangeEvent,
@@ -45,6 +46,7 @@ class Ingested:
     changes: int = 0
 
 
+@lru_cache(maxsize=65536)
 def open_key(*parts: str) -> str:
     """Return the fixed-length key under which an open alert or collecting group is unique."""
     return hashlib.sha256("\x1f".join(parts).encode()).hexdigest()

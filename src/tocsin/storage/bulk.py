@@ -15,6 +15,7 @@ from functools import lru_cache
 from operator import itemgetter
 from typing import Any
 
+import orjson
 from sqlalchemy import JSON, Boolean, Table, text
 from sqlalchemy.orm import Session
 
@@ -37,7 +38,14 @@ def _pg_time(value: datetime | None) -> datetime | None:
 
 
 def _json(value: Any) -> str | None:
-    return None if value is None else json.dumps(value)
+    if value is None:
+        return None
+    try:
+        # orjson is ~5x faster than json, which matters at storm rates.
+        return orjson.dumps(value).decode()
+    except (orjson.JSONEncodeError, TypeError):
+        # Integers beyond 64 bits, which orjson refuses; the standard library writes them.
+        return json.dumps(value)
 
 
 def _same(value: Any) -> Any:

@@ -178,6 +178,11 @@ def _configure_sqlite(engine: Engine) -> None:
         # FULL: a commit is on disk before the 2xx goes out, even across power loss.
         cursor.execute("PRAGMA synchronous=FULL")
         cursor.execute("PRAGMA foreign_keys=ON")
+        # Alert tables have random-keyed indexes (dedup keys): with SQLite's default 2 MB page
+        # cache every batch re-reads their pages. 64 MB of cache and memory-mapped reads keep
+        # the working set in memory as tables grow.
+        cursor.execute("PRAGMA cache_size=-65536")
+        cursor.execute("PRAGMA mmap_size=268435456")
         # Checkpoints run in the background (Database._checkpoint_loop), not inside the commit
         # of whichever write crosses the threshold; this high mark is only a safety net.
         cursor.execute(f"PRAGMA wal_autocheckpoint={AUTOCHECKPOINT_PAGES}")

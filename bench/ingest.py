@@ -203,7 +203,7 @@ def main() -> int:
             bench_config = tmp / "bench-integrations.yaml"
             bench_config.write_text(BENCH_CONFIG, encoding="utf-8")
             for name in args.scenarios:
-                with _bench_server(args.backend, tmp / name, bench_config) as server:
+                with _bench_server(args.backend, tmp / name, bench_config, args.workers) as server:
                     if not machine:
                         machine = _machine(server.url)
                     {
@@ -259,6 +259,12 @@ def _parse_args() -> argparse.Namespace:
     )
     parser.add_argument(
         "--storm-groups", type=int, default=1000, help="Storm groups, one per cluster (1000)."
+    )
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="Server worker processes (PostgreSQL only; 1).",
     )
     parser.add_argument(
         "--rate", type=float, default=1000.0, help="Events/s of the latency run (1000)."
@@ -327,7 +333,9 @@ def _parse_args() -> argparse.Namespace:
 
 
 @contextlib.contextmanager
-def _bench_server(backend: str, work: Path, bench_config: Path) -> Iterator[Server]:
+def _bench_server(
+    backend: str, work: Path, bench_config: Path, workers: int = 1
+) -> Iterator[Server]:
     """A fresh database, configured, and `tocsin serve` on it; all removed afterwards."""
     work.mkdir(parents=True)
     with _fresh_database(backend, work) as url:
@@ -338,7 +346,7 @@ def _bench_server(backend: str, work: Path, bench_config: Path) -> Iterator[Serv
             _run([str(BIN / "tocsin"), "apply", "-f", str(config)], env)
         port = _free_port()
         log = work / "server.log"
-        with _server(env, port, 1, log) as pid:
+        with _server(env, port, workers, log) as pid:
             base = f"http://127.0.0.1:{port}"
             _wait_ready(base)
             yield Server(base, pid, url, log)

@@ -440,6 +440,8 @@ def test_rate_limit_answers_429_with_retry_after(
         assert codes[2] == 429
         limited = client.post("/v2/enqueue", json=pd_event())
         assert int(limited.headers["Retry-After"]) >= 1
+        change = {"routing_key": PD_KEY, "payload": {"summary": "deploy", "source": "ci"}}
+        assert client.post("/v2/change/enqueue", json=change).status_code == 429
 
 
 def test_integration_keys_are_masked_for_readers(alerting_api: TestClient) -> None:

@@ -18,7 +18,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Path, Request, Response
 from fastapi.responses import JSONResponse
 from sqlalchemy import insert
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from tocsin.api.context import AppContext
 from tocsin.api.deps import Ctx, Responder
@@ -128,13 +128,21 @@ async def _deliver(ctx: AppContext, delivery: Delivery) -> Ingested:
         try:
             result: Ingested = await ctx.db.run_write_batched("ingest", delivery, ingest_many)
             break
-        except IntegrityError:
+        except DBAPIError as exc:
             # Another process created the same open alert or group between our read and our
-            # insert (PostgreSQL, several instances); the retry sees it and joins it.
-            if attempt == 2:
+            # insert, or two batches deadlocked (PostgreSQL, several instances): the retry
+            # sees the other's commit and joins it.
+            if attempt == 2 or not _retryable(exc):
                 raise
     ctx.wake()
     return result
+
+
+def _retryable(exc: DBAPIError) -> bool:
+    """Unique violation, deadlock or serialization failure: worth one more try."""
+    if isinstance(exc, IntegrityError):
+        return True
+    return getattr(exc.orig, "sqlstate", None) in ("40P01", "40001")
 
 
 async def _reject(ctx: AppContext, key: str, fmt: str, raw: bytes, error: PayloadError) -> None:
@@ -210,12 +218,10 @@ def _routing_key(body: Any) -> str | None:
     return key if isinstance(key, str) and key else None
 
 
-@router.post(
-    "/v2/enqueue",
-    status_code=202,
-    summary="PagerDuty Events API v2: trigger, acknowledge or resolve an alert",
-)
-async def pd_enqueue(request: Request, ctx: Ctx) -> Response:
+async def _pd_request(
+    request: Request, ctx: AppContext
+) -> tuple[bytes, Any, IntegrationConfig] | Response:
+    """Read a PagerDuty request: body, routing key, integration and rate limit, or the answer."""
     try:
         raw, body = await _pd_body(request)
     except PayloadError as exc:
@@ -233,10 +239,24 @@ async def pd_enqueue(request: Request, ctx: Ctx) -> Response:
             wait,
             {
                 "status": "throttle event",
-                "message": "Requests for this service are "
-                "arriving too quickly. Please retry later.",
+                "message": "Requests for this service are arriving too quickly. "
+                "Please retry later.",
             },
         )
+    return raw, body, integration
+
+
+@router.post(
+    "/v2/enqueue",
+    status_code=202,
+    summary="PagerDuty Events API v2: trigger, acknowledge or resolve an alert",
+)
+async def pd_enqueue(request: Request, ctx: Ctx) -> Response:
+    checked = await _pd_request(request, ctx)
+    if isinstance(checked, Response):
+        return checked
+    raw, body, integration = checked
+    key = integration.key
     received = ctx.clock()
     try:
         signal = pagerduty.parse_event(body, new_key=_new_key)
@@ -259,17 +279,11 @@ async def pd_enqueue(request: Request, ctx: Ctx) -> Response:
     summary="PagerDuty Events API v2: record a change event on the service (never pages)",
 )
 async def pd_change(request: Request, ctx: Ctx) -> Response:
-    try:
-        raw, body = await _pd_body(request)
-    except PayloadError as exc:
-        status = 413 if exc.message.startswith("Request body too large") else 400
-        return _pd_error(status, exc.message, exc.errors)
-    key = _routing_key(body)
-    if key is None:
-        return _pd_error(400, "Event object is invalid", ["'routing_key' is missing or blank"])
-    integration = _integration(ctx, key)
-    if integration is None:
-        return _pd_error(404, "Unknown routing key", ["'routing_key' matches no integration"])
+    checked = await _pd_request(request, ctx)
+    if isinstance(checked, Response):
+        return checked
+    raw, body, integration = checked
+    key = integration.key
     try:
         change = pagerduty.parse_change(body)
     except PayloadError as exc:

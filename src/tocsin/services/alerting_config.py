@@ -149,6 +149,7 @@ def cached_config(engine: Engine) -> AlertingConfig | None:
 
 
 def _load(session: Session, now: datetime) -> AlertingConfig:
+    noise = _not_ended(session, now)
     severities = tuple(
         session.scalars(
             select(SeverityRow.name)
@@ -169,17 +170,8 @@ def _load(session: Session, now: datetime) -> AlertingConfig:
             for row in session.scalars(select(GroupingRuleRow))
         },
         inhibit_rules=_inhibit_rules(session),
-        silences=_silences(session, now),
-        windows=tuple(
-            MaintenanceWindow(
-                id=row.id, service=row.service_id, starts_at=row.starts_at, ends_at=row.ends_at
-            )
-            for row in session.scalars(
-                select(MaintenanceWindowRow)
-                .where(MaintenanceWindowRow.ends_at > now)
-                .order_by(MaintenanceWindowRow.starts_at, MaintenanceWindowRow.id)
-            )
-        ),
+        silences=noise[0],
+        windows=noise[1],
         heartbeats={
             row.key: HeartbeatConfig(
                 key=row.key,
@@ -256,20 +248,6 @@ def _inhibit_rules(session: Session) -> tuple[InhibitRule, ...]:
     return tuple(out)
 
 
-def _silences(session: Session, now: datetime) -> tuple[Silence, ...]:
-    out = []
-    query = (
-        select(SilenceRow)
-        .where(SilenceRow.ends_at > now)
-        .order_by(SilenceRow.starts_at, SilenceRow.id)
-    )
-    for row in session.scalars(query):
-        matchers = _matchers(row.matchers, f"silence {row.id}")
-        if matchers is not None:
-            out.append(Silence(row.id, matchers, row.starts_at, row.ends_at))
-    return tuple(out)
-
-
 def _matchers(stored: Mapping[str, Any], where: str) -> dict[str, tuple[Matcher, ...]] | None:
     """Parse stored matchers; a row that does not parse is skipped, never fatal to ingest."""
     try:
@@ -318,11 +296,15 @@ def _not_ended(
     silences = []
     s = SilenceRow
     query = select(s.id, s.matchers, s.starts_at, s.ends_at).where(s.ends_at > now)
-    for silence_id, stored, starts_at, ends_at in session.execute(query.order_by(s.id)):
+    for silence_id, stored, starts_at, ends_at in session.execute(
+        query.order_by(s.starts_at, s.id)
+    ):
         matchers = _matchers(stored, f"silence {silence_id}")
         if matchers is not None:
             silences.append(Silence(silence_id, matchers, starts_at, ends_at))
     w = MaintenanceWindowRow
     query = select(w.id, w.service_id, w.starts_at, w.ends_at).where(w.ends_at > now)
-    windows = tuple(MaintenanceWindow(*row) for row in session.execute(query.order_by(w.id)))
+    windows = tuple(
+        MaintenanceWindow(*row) for row in session.execute(query.order_by(w.starts_at, w.id))
+    )
     return tuple(silences), windows

@@ -69,11 +69,11 @@ def test_unknown_section_and_key_suggest_the_near_miss() -> None:
     ]
 
 
-def test_keys_not_yet_supported_are_rejected_clearly() -> None:
-    text = "users:\n  - id: a\n    name: A\n    email: a@x.test\n    contact_methods: []\n"
+def test_unknown_user_keys_list_the_valid_ones() -> None:
+    text = "users:\n  - id: a\n    name: A\n    email: a@x.test\n    phone: '+1'\n"
     assert errors_of(text) == [
-        "users[0].contact_methods: unknown key 'contact_methods'; "
-        "valid: id, name, email, role, time_zone (line 5)"
+        "users[0].phone: unknown key 'phone'; valid: id, name, email, role, time_zone, "
+        "contact_methods, notification_rules (line 5)"
     ]
 
 
@@ -193,8 +193,9 @@ def test_yaml_keys_are_always_text() -> None:
     # YAML 1.1 reads `yes:` as true; as a key it must stay the word the user wrote.
     assert errors_of("yes: 1\n") == [
         "yes: unknown section 'yes'; valid: severities, incident_roles, users, teams, "
-        "services, checklists, integrations, routes, grouping, heartbeats, silences, "
-        "maintenance_windows, inhibit_rules (line 1)"
+        "schedules, escalation_policies, services, checklists, integrations, routes, "
+        "grouping, heartbeats, silences, maintenance_windows, inhibit_rules, channels "
+        "(line 1)"
     ]
 
 

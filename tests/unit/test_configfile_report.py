@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from tocsin.configfile import ApplyReport, Change, ConfigDocument
+from tocsin.configfile.registry import SECTIONS
 from tocsin.configfile.schema import section_spec
-from tocsin.configfile.sections import SECTIONS
 
 
 def sample() -> ApplyReport:

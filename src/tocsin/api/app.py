@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -13,11 +14,17 @@ from prometheus_client import CollectorRegistry
 from tocsin import __version__
 from tocsin.api import admin, alerts, compat, errors, incidents, ingest, ops
 from tocsin.api.context import AppContext, Clock, utc_now
+from tocsin.api.links import link_settings
 from tocsin.api.middleware import GuardAndMeasure
 from tocsin.config import Settings
 from tocsin.core.durations import parse_duration
-from tocsin.engine.loop import Engine, Module, listen_postgres
+from tocsin.engine.coordination import EngineAlreadyRunning, SqliteEngineLock
+from tocsin.engine.loop import Engine, Module, SelfManagedModule, listen_postgres
 from tocsin.engine.modules import HeartbeatModule, PayloadRetentionModule
+from tocsin.engine.oncall import EscalationModule, NotificationRuleModule
+from tocsin.engine.outbox_sender import OutboxSender
+from tocsin.engine.schedule_module import ScheduleModule
+from tocsin.notify.registry import ChannelRegistry
 from tocsin.storage.db import Database
 from tocsin.web import views as web
 
@@ -73,7 +80,12 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     engine: Engine | None = app.state.engine
     stop = threading.Event()
     if engine is not None:
-        engine.start()
+        try:
+            engine.start()
+        except EngineAlreadyRunning as exc:
+            # Said plainly, without a traceback: it is a set-up mistake, not a bug.
+            logging.getLogger("tocsin").error("%s", exc)
+            raise SystemExit(1) from None
         url = engine.db.engine.url
         if url.get_backend_name() == "postgresql":
             threading.Thread(
@@ -93,5 +105,22 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
 def build_engine(ctx: AppContext, registry: CollectorRegistry | None) -> Engine:
     """Return the engine with the modules of this release, sharing the API's wake signal."""
     retention = parse_duration(ctx.settings.payload_retention)
-    modules: list[Module] = [HeartbeatModule(), PayloadRetentionModule(retention)]
-    return Engine(ctx.db, ctx.clock, modules, waker=ctx.waker, registry=registry)
+    database = ctx.db.engine.url.database
+    exclusive = (
+        SqliteEngineLock(database)
+        if ctx.db.is_sqlite and database not in (None, "", ":memory:")
+        else None
+    )
+    # Order matters within a cycle: a heartbeat raises an alert, its escalation fires a step,
+    # the step's pages queue messages, the sender sends them: one wake-up, one pass.
+    engine = Engine(ctx.db, ctx.clock, [], waker=ctx.waker, registry=registry, exclusive=exclusive)
+    modules: list[Module | SelfManagedModule] = [
+        HeartbeatModule(),
+        ScheduleModule(),
+        EscalationModule(),
+        NotificationRuleModule(link_settings(ctx.settings)),
+        OutboxSender(ChannelRegistry(), owner=engine.owner, clock=ctx.clock),
+        PayloadRetentionModule(retention),
+    ]
+    engine.modules = modules
+    return engine

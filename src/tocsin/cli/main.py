@@ -127,6 +127,7 @@ def engine(
     from tocsin import logs
     from tocsin.api.app import build_engine
     from tocsin.api.context import AppContext
+    from tocsin.engine.coordination import EngineAlreadyRunning
     from tocsin.engine.loop import listen_postgres
     from tocsin.storage.db import Database, upgrade
 
@@ -137,6 +138,11 @@ def engine(
     db = Database(url)
     ctx = AppContext.build(settings, db)
     loop = build_engine(ctx, None)
+    try:
+        loop.acquire()
+    except EngineAlreadyRunning as exc:
+        err.print(f"error: {exc}", highlight=False, markup=False)
+        raise typer.Exit(1) from None
     stop = threading.Event()
     if not db.is_sqlite:
         threading.Thread(

@@ -31,9 +31,10 @@ from sqlalchemy import event, text
 from sqlalchemy.orm import Session
 
 from tocsin.configfile.errors import ConfigError, ConfigIssue
+from tocsin.configfile.registry import SECTIONS
 from tocsin.configfile.report import ApplyReport, Change
-from tocsin.configfile.schema import ConfigDocument, Spec
-from tocsin.configfile.sections import SECTIONS, Current, Fields, Section
+from tocsin.configfile.schema import ConfigDocument
+from tocsin.configfile.sections import Current, Fields, Section
 from tocsin.services import catalog
 
 # Serialises concurrent applies across instances on PostgreSQL (arbitrary constant: "TOCS").
@@ -97,7 +98,7 @@ def apply_config(
 
 def _plan(section: Section, doc: ConfigDocument, session: Session, *, prune: bool) -> _Plan:
     plan = _Plan(section, section.load(session))
-    entries: list[Spec] | None = getattr(doc, section.name)
+    entries = section.entries(doc)
     if entries is None:
         return plan
     plan.present = True

@@ -7,7 +7,8 @@ from typing import Any
 import yaml
 from sqlalchemy.orm import Session
 
-from tocsin.configfile.sections import SECTIONS, Fields
+from tocsin.configfile.registry import SECTIONS
+from tocsin.configfile.sections import Fields
 
 HEADER = "# Tocsin configuration, written by `tocsin export`; apply with `tocsin apply -f FILE`.\n"
 
@@ -22,7 +23,7 @@ def export_config(session: Session) -> str:
     severity_rank = {
         key: current.fields["position"] for key, current in loaded["severities"].items()
     }
-    document: dict[str, list[dict[str, Any]]] = {}
+    document: dict[str, Any] = {}
     for section in SECTIONS:
         entries: list[tuple[tuple[Any, ...], dict[str, Any]]] = []
         for key, current in loaded[section.name].items():
@@ -38,7 +39,9 @@ def export_config(session: Session) -> str:
                 "position", severity_rank.get(key, 0) if section.name == "checklists" else 0
             )
             entries.append(((rank, key), section.export_entry(key, fields)))
-        document[section.name] = [entry for _, entry in sorted(entries, key=lambda e: e[0])]
+        document[section.name] = section.export_document(
+            [entry for _, entry in sorted(entries, key=lambda e: e[0])]
+        )
     body = yaml.dump(document, Dumper=_Dumper, sort_keys=False, allow_unicode=True, width=100)
     return HEADER + body
 

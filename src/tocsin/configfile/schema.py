@@ -7,10 +7,7 @@ ConfigDocument, and one Section in sections.py.
 from __future__ import annotations
 
 import difflib
-import re
-import zoneinfo
-from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal, TypeGuard, get_args
+from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeGuard, get_args
 
 import jmespath  # type: ignore[import-untyped]
 import jmespath.exceptions  # type: ignore[import-untyped]
@@ -28,87 +25,30 @@ from pydantic import (
     model_validator,
 )
 
+from tocsin.configfile.oncall_schema import (
+    ChannelsSpec,
+    EscalationPolicySpec,
+    ScheduleSpec,
+    ServiceSpec,
+    UserSpec,
+)
+from tocsin.configfile.types import (
+    Duration,
+    Id,
+    IntegrationKey,
+    Label,
+    Name,
+    RoleName,
+    SeverityName,
+    Spec,
+    Text,
+    Timestamp,
+    to_duration,
+    to_timestamp,
+)
 from tocsin.core.alerts import DeclareRule, parse_matchers
-from tocsin.core.durations import parse_duration
 from tocsin.ingest.generic import compile_mapping
 from tocsin.services.alerting_config import parse_rate_limit
-
-# Keys end up in URLs and references, so no spaces or slashes.
-_KEY = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
-_EMAIL = re.compile(r"[^@\s]+@[^@\s]+")
-
-
-def _key(value: str) -> str:
-    if not _KEY.fullmatch(value):
-        raise ValueError(
-            f"invalid key {value!r}: use letters, digits, '.', '_' or '-', starting with a "
-            "letter or digit"
-        )
-    return value
-
-
-def _duration(value: object) -> timedelta:
-    if isinstance(value, timedelta):
-        return value
-    if not isinstance(value, str):
-        # YAML reads `15` as a number and `15:00` as sexagesimal 900; neither says its unit.
-        raise ValueError(f"expected a duration such as 15m, 1h or 1d, got {value!r}")
-    delta = parse_duration(value)
-    if delta <= timedelta(0):
-        raise ValueError(f"duration {value!r} must be longer than zero")
-    return delta
-
-
-def _email(value: str) -> str:
-    if not _EMAIL.fullmatch(value):
-        raise ValueError(f"{value!r} is not an email address")
-    return value
-
-
-def _time_zone(value: str) -> str:
-    try:
-        zoneinfo.ZoneInfo(value)
-    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
-        raise ValueError(
-            f"unknown time zone {value!r}; use an IANA name such as Europe/Berlin"
-        ) from None
-    return value
-
-
-# Lengths mirror the columns: PostgreSQL would reject a longer value halfway through an apply.
-SeverityName = Annotated[str, Field(min_length=1, max_length=32), AfterValidator(_key)]
-RoleName = Annotated[str, Field(min_length=1, max_length=64), AfterValidator(_key)]
-Id = Annotated[str, Field(min_length=1, max_length=64), AfterValidator(_key)]
-Label = Annotated[str, Field(min_length=1, max_length=100)]
-Name = Annotated[str, Field(min_length=1, max_length=200)]
-Duration = Annotated[timedelta, BeforeValidator(_duration)]
-Text = Annotated[str, Field(min_length=1)]
-IntegrationKey = Annotated[str, Field(min_length=1, max_length=128), AfterValidator(_key)]
-
-
-class Spec(BaseModel):
-    """Base of every section entry: unknown keys are errors, so typos never pass silently."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    # What names an entry within its section, and what to call one in messages.
-    key_field: ClassVar[str] = "id"
-    noun: ClassVar[str] = "entry"
-    keys_ignore_case: ClassVar[bool] = False
-
-    def config_key(self) -> str:
-        """Return the value that identifies this entry within its section."""
-        value = getattr(self, self.key_field)
-        assert isinstance(value, str)
-        return value
-
-    @classmethod
-    def problems(cls, entry: dict[str, Any]) -> list[tuple[str, str]]:
-        """Return (sub-path, message) for mistakes in a raw entry that need a precise path.
-
-        It reads the raw mapping so these are found even when the entry fails validation.
-        """
-        return []
 
 
 class SeveritySpec(Spec):
@@ -135,18 +75,6 @@ class IncidentRoleSpec(Spec):
     required: bool = False
 
 
-class UserSpec(Spec):
-    noun = "user"
-
-    # contact_methods and notification_rules arrive with later issues; until then they are
-    # unknown keys, reported as such.
-    id: Id
-    name: Name
-    email: Annotated[str, Field(max_length=320), AfterValidator(_email)]
-    role: Literal["admin", "responder", "viewer"] = "responder"
-    time_zone: Annotated[str, Field(max_length=64), AfterValidator(_time_zone)] | None = None
-
-
 class TeamSpec(Spec):
     noun = "team"
 
@@ -170,15 +98,6 @@ class TeamSpec(Spec):
         return out
 
 
-class ServiceSpec(Spec):
-    noun = "service"
-
-    id: Id
-    name: Name
-    description: str = ""
-    team: Id | None = None
-
-
 class ChecklistSpec(Spec):
     key_field = "severity"
     noun = "checklist"
@@ -188,22 +107,6 @@ class ChecklistSpec(Spec):
 
 
 # --- alerting: integrations, routes, grouping, heartbeats, silences, maintenance, inhibition ---
-
-
-def _timestamp(value: object) -> datetime:
-    # Unquoted, YAML already reads 2026-01-01T00:00:00Z as a datetime; quoted, it is text.
-    moment = value
-    if isinstance(value, str):
-        try:
-            moment = datetime.fromisoformat(value)
-        except ValueError:
-            moment = None
-    if not isinstance(moment, datetime):
-        shown = repr(value) if isinstance(value, str) else str(value)
-        raise ValueError(f"expected a time such as 2026-01-01T09:00:00Z, got {shown}")
-    if moment.tzinfo is None:
-        raise ValueError(f"time {value!s} needs a zone: end it with Z or an offset like +02:00")
-    return moment.astimezone(UTC)
 
 
 def _rate_limit(value: str) -> str:
@@ -227,10 +130,9 @@ def _declare(value: object) -> object:
     if not isinstance(count, int) or isinstance(count, bool) or count < 1:
         raise ValueError(f"min_alerts must be a whole number of at least 1, got {count!r}")
     within = value.get("within")
-    return DeclareRule(count, None if within is None else _duration(within))
+    return DeclareRule(count, None if within is None else to_duration(within))
 
 
-Timestamp = Annotated[datetime, BeforeValidator(_timestamp)]
 RateLimitText = Annotated[str, Field(max_length=32), AfterValidator(_rate_limit)]
 Matchers = dict[str, Any]  # checked by matcher_problems(), which names the exact sub-path
 
@@ -385,7 +287,7 @@ def _operand_problem(name: str, op: str, operand: object) -> str | None:
 
 def _ends_after_start(entry: dict[str, Any]) -> list[tuple[str, str]]:
     try:
-        starts, ends = _timestamp(entry.get("starts_at")), _timestamp(entry.get("ends_at"))
+        starts, ends = to_timestamp(entry.get("starts_at")), to_timestamp(entry.get("ends_at"))
     except ValueError:
         return []  # pydantic reports it
     if ends <= starts:
@@ -534,6 +436,8 @@ class ConfigDocument(BaseModel):
     incident_roles: list[IncidentRoleSpec] | None = None
     users: list[UserSpec] | None = None
     teams: list[TeamSpec] | None = None
+    schedules: list[ScheduleSpec] | None = None
+    escalation_policies: list[EscalationPolicySpec] | None = None
     services: list[ServiceSpec] | None = None
     checklists: list[ChecklistSpec] | None = None
     integrations: list[IntegrationSpec] | None = None
@@ -543,6 +447,7 @@ class ConfigDocument(BaseModel):
     silences: list[SilenceSpec] | None = None
     maintenance_windows: list[MaintenanceWindowSpec] | None = None
     inhibit_rules: list[InhibitRuleSpec] | None = None
+    channels: ChannelsSpec | None = None
 
     _lines: dict[str, int] = PrivateAttr(default_factory=dict)
     _source: str = PrivateAttr(default="<config>")
@@ -585,9 +490,21 @@ def line_of(lines: dict[str, int], path: str) -> int | None:
     return None
 
 
+class ChannelSpec(Spec):
+    """One entry of the `channels` mapping as the apply engine sees it: a name and settings."""
+
+    key_field = "name"
+    noun = "channel"
+
+    name: str
+    settings: dict[str, Any]
+
+
 def section_spec(section: str) -> type[Spec]:
     """Return the entry model of a section, read from ConfigDocument's annotation."""
     annotation = ConfigDocument.model_fields[section].annotation
+    if annotation is ChannelsSpec or section == "channels":
+        return ChannelSpec
     list_type = next(arg for arg in get_args(annotation) if arg is not type(None))
     (spec,) = get_args(list_type)
     assert isinstance(spec, type)

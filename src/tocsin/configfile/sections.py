@@ -15,7 +15,8 @@ from typing import Any, ClassVar
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
-from tocsin.configfile.schema import Spec, section_spec
+from tocsin.configfile.schema import section_spec
+from tocsin.configfile.types import Spec
 from tocsin.core.alerts import DeclareRule
 from tocsin.core.durations import format_duration, parse_duration
 from tocsin.storage.tables import (
@@ -28,12 +29,10 @@ from tocsin.storage.tables import (
     InhibitRuleRow,
     IntegrationRow,
     MaintenanceWindowRow,
-    ServiceRow,
     SeverityRow,
     SilenceRow,
     TeamMemberRow,
     TeamRow,
-    UserRow,
 )
 
 Fields = dict[str, Any]
@@ -95,6 +94,15 @@ class Section(ABC):
     def refs(self, fields: Fields) -> list[Ref]:
         """Return the references an entry makes to other sections."""
         return []
+
+    def entries(self, document: Any) -> list[Spec] | None:
+        """Return the file's entries of this section, or None when the file leaves it out."""
+        entries: list[Spec] | None = getattr(document, self.name)
+        return entries
+
+    def export_document(self, entries: list[dict[str, Any]]) -> Any:
+        """Return the section as the file writes it (a list; `channels` is a mapping)."""
+        return entries
 
     def export_entry(self, key: str, fields: Fields) -> dict[str, Any]:
         """Return the file entry for a live object, leaving out fields at their default."""
@@ -208,22 +216,6 @@ class IncidentRoleSection(_RowSection):
         row.required = fields["required"]
 
 
-class UserSection(_RowSection):
-    name = "users"
-    explicit = frozenset({"role"})
-    row_type = UserRow
-
-    def to_fields(self, row: UserRow) -> Fields:
-        return {"name": row.name, "email": row.email, "role": row.role, "time_zone": row.time_zone}
-
-    def assign(self, row: UserRow, fields: Fields) -> None:
-        # password_hash is not configuration: a re-apply must never log anybody out.
-        row.name = fields["name"]
-        row.email = fields["email"]
-        row.role = fields["role"]
-        row.time_zone = fields["time_zone"]
-
-
 class TeamSection(_RowSection):
     name = "teams"
     row_type = TeamRow
@@ -268,25 +260,6 @@ class TeamSection(_RowSection):
 
     def without_dangling(self, fields: Fields, live: dict[str, set[str]]) -> Fields | None:
         return {**fields, "members": [m for m in fields["members"] if m in live["users"]]}
-
-
-class ServiceSection(_RowSection):
-    name = "services"
-    row_type = ServiceRow
-
-    def to_fields(self, row: ServiceRow) -> Fields:
-        return {"name": row.name, "description": row.description, "team": row.team_id}
-
-    def assign(self, row: ServiceRow, fields: Fields) -> None:
-        row.name = fields["name"]
-        row.description = fields["description"]
-        row.team_id = fields["team"]
-
-    def refs(self, fields: Fields) -> list[Ref]:
-        return [Ref("team", "teams", fields["team"])] if fields["team"] else []
-
-    def without_dangling(self, fields: Fields, live: dict[str, set[str]]) -> Fields | None:
-        return fields if fields["team"] in live["teams"] else {**fields, "team": None}
 
 
 class ChecklistSection(Section):
@@ -685,21 +658,3 @@ class InhibitRuleSection(_PositionalSection):
         row.source_match = fields["source_match"]
         row.target_match = fields["target_match"]
         row.equal = list(fields["equal"])
-
-
-# Apply order: a section comes after the sections it refers to (foreign keys).
-SECTIONS: tuple[Section, ...] = (
-    SeveritySection(),
-    IncidentRoleSection(),
-    UserSection(),
-    TeamSection(),
-    ServiceSection(),
-    ChecklistSection(),
-    IntegrationSection(),
-    RouteSection(),
-    GroupingSection(),
-    HeartbeatSection(),
-    SilenceSection(),
-    MaintenanceWindowSection(),
-    InhibitRuleSection(),
-)

@@ -9,15 +9,19 @@ earliest deadline a module reported (capped, so clock jumps and missed signals h
 from __future__ import annotations
 
 import logging
+import os
+import socket
 import threading
 import time
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
-from typing import Protocol
+from typing import Protocol, cast
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from sqlalchemy.orm import Session
 
+from tocsin.engine import coordination
+from tocsin.engine.coordination import Busy
 from tocsin.engine.waker import Waker
 from tocsin.storage.db import Database
 
@@ -25,6 +29,7 @@ log = logging.getLogger("tocsin.engine")
 Clock = Callable[[], datetime]
 MAX_SLEEP = 30.0
 RETRY_AFTER = timedelta(seconds=5)
+BUSY_RETRY = timedelta(seconds=0.5)
 
 
 class Module(Protocol):
@@ -37,6 +42,17 @@ class Module(Protocol):
     def update(self, session: Session, now: datetime) -> datetime | None: ...
 
 
+class SelfManagedModule(Protocol):
+    """A module that opens its own short transactions (e.g. to talk to the network between
+    them); run() returns when it next needs to run, or None."""
+
+    name: str
+    on_work: bool
+    own_transactions: bool
+
+    def run(self, db: Database, now: datetime) -> datetime | None: ...
+
+
 class Engine:
     """Runs modules in order, each in its own committed unit of work."""
 
@@ -44,13 +60,17 @@ class Engine:
         self,
         db: Database,
         clock: Clock,
-        modules: Sequence[Module],
+        modules: Sequence[Module | SelfManagedModule],
         *,
         waker: Waker | None = None,
         registry: CollectorRegistry | None = None,
+        exclusive: coordination.SqliteEngineLock | None = None,
     ) -> None:
         self.db = db
         self.clock = clock
+        # Names this instance in engine_modules.last_run_by (which instance ran what).
+        self.owner = f"{socket.gethostname()}:{os.getpid()}"
+        self.exclusive = exclusive
         self.modules = list(modules)
         self.waker = waker or Waker()
         self._stop = threading.Event()
@@ -73,14 +93,32 @@ class Engine:
     def run_once(self, *, woken: bool = True) -> datetime | None:
         """Run the modules that are due (or woken); return the earliest next deadline."""
         now = self.clock()
+        ran = False
         for module in self.modules:
             due = self._due.get(module.name, now)
-            if not ((woken and module.on_work) or due <= now):
+            # A module that ran earlier in this cycle may have made work for the next ones
+            # (a heartbeat raises an alert, a step creates pages): they run now too.
+            if not (((woken or ran) and module.on_work) or due <= now):
                 continue
+            ran = True
             try:
-                with self.db.write() as session:
-                    deadline = module.update(session, self.clock())
-                    session.commit()
+                if getattr(module, "own_transactions", False):
+                    started = self.clock()
+                    deadline = cast(SelfManagedModule, module).run(self.db, started)
+                    if deadline is not None and deadline <= started:
+                        # Work it made due at once (a failed message hurrying its page on)
+                        # is for the modules that run on work: run them now, not at their
+                        # old deadlines; those later in the order still run in this cycle.
+                        for other in self.modules:
+                            if other.on_work:
+                                self._due[other.name] = now
+                else:
+                    deadline = self._run_in_transaction(cast(Module, module))
+            except Busy as busy:
+                # Another instance holds the module: try again soon, so that if it dies the
+                # work carries on here within a cycle.
+                log.debug("skipping %s: %s", module.name, busy)
+                deadline = now + BUSY_RETRY
             except Exception:
                 # One failing module must not stop the others; it is retried shortly.
                 log.exception("engine module %s failed", module.name)
@@ -90,6 +128,15 @@ class Engine:
             self._due[module.name] = deadline or now + timedelta(seconds=MAX_SLEEP)
         self.cycles += 1
         return min(self._due.values(), default=None)
+
+    def _run_in_transaction(self, module: Module) -> datetime | None:
+        with self.db.write() as session:
+            version = getattr(module, "version", None)
+            if version is not None:
+                coordination.claim(session, module.name, version, self.owner, self.clock())
+            deadline = module.update(session, self.clock())
+            session.commit()
+        return deadline
 
     def run_forever(self) -> None:
         """Loop until stop() is called."""
@@ -104,8 +151,14 @@ class Engine:
             if waited is not None:
                 self.wake_delay.observe(waited)
 
+    def acquire(self) -> None:
+        """Take the one-engine lock of a SQLite database; raise EngineAlreadyRunning."""
+        if self.exclusive is not None:
+            self.exclusive.acquire()
+
     def start(self) -> None:
-        """Run the loop in a daemon thread."""
+        """Run the loop in a daemon thread (after taking the SQLite engine lock)."""
+        self.acquire()
         self._thread = threading.Thread(target=self.run_forever, name="tocsin-engine", daemon=True)
         self._thread.start()
 
@@ -114,6 +167,12 @@ class Engine:
         self.waker.notify()
         if self._thread is not None:
             self._thread.join(timeout)
+        for module in self.modules:
+            close = getattr(module, "close", None)
+            if callable(close):
+                close()
+        if self.exclusive is not None:
+            self.exclusive.release()
 
 
 def listen_postgres(url: str, waker: Waker, stop: threading.Event) -> None:

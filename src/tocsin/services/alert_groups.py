@@ -16,7 +16,7 @@ from tocsin.core.actors import Actor
 from tocsin.core.alerts import AlertStatus, parse_matchers
 from tocsin.core.errors import IllegalTransition, InvalidInput, NotFound
 from tocsin.core.incidents import Status
-from tocsin.services import alerting_config, catalog, incidents, timeline
+from tocsin.services import alerting_config, catalog, escalations, incidents, timeline
 from tocsin.services.ingest import declare_groups
 from tocsin.storage.tables import (
     AlertGroupRow,
@@ -114,6 +114,7 @@ def acknowledge(session: Session, actor: Actor, now: datetime, group_id: int) ->
         group.version += 1
         _log(session, group, actor, now, "acknowledged", "")
         _log_alerts(session, group, actor, now, "acknowledged", ids)
+        escalations.acknowledge(session, escalations.GROUP, [group.id], now, actor.id)
         _incident_note(
             session,
             group,
@@ -147,6 +148,7 @@ def resolve(session: Session, actor: Actor, now: datetime, group_id: int) -> Ale
     group.version += 1
     _log(session, group, actor, now, "resolved", "")
     _log_alerts(session, group, actor, now, "resolved", ids)
+    escalations.resolve(session, escalations.GROUP, [group.id], now, actor.id)
     _incident_note(
         session, group, actor, now, "alert_group_resolved", f"Alert group {group.id} resolved"
     )
@@ -209,6 +211,7 @@ def silence_group(
         .values(status=AlertStatus.SUPPRESSED.value, suppressed_by=f"silence:{silence.id}")
     )
     group.status = AlertStatus.SUPPRESSED.value
+    escalations.resolve(session, escalations.GROUP, [group.id], now, actor.id)
     group.version += 1
     _log(
         session,
@@ -272,6 +275,7 @@ def merge(
         )
     previous = group.incident_id
     group.incident_id = incident_id
+    escalations.hand_over(session, [group.id], incident_id, now)
     group.version += 1
     _log(session, group, actor, now, "merged", f"merged into incident {incident_id}")
     timeline.record(

@@ -9,8 +9,9 @@ from sqlalchemy import insert
 from sqlalchemy.orm import Session
 
 from tocsin.core.actors import SYSTEM, Actor
-from tocsin.services import incidents
+from tocsin.services import escalations, incidents
 from tocsin.services.alerting_config import alerting_config
+from tocsin.services.incidents import incident_subject
 from tocsin.storage.tables import TimelineEventRow
 
 
@@ -29,13 +30,16 @@ def declare_groups(
             services=[row["service_id"]],
         )
         items.append((actor, now, decl))
-    results = incidents.declare_many(session, items)
+    # Escalation is settled below: a group that already pages hands its escalation over.
+    results = incidents.declare_many(session, items, escalate=False)
     events = []
     for row, result in zip(groups, results, strict=True):
         if isinstance(result, Exception):
             raise result
         incident_id = result.incident.id
         row["incident_id"] = incident_id
+        if not escalations.hand_over(session, [row["id"]], incident_id, now):
+            escalations.start(session, [incident_subject(result)], now)
         events.append(
             {
                 "incident_id": incident_id,

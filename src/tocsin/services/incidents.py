@@ -27,7 +27,7 @@ from tocsin.core.incidents import (
     milestones_after_transition,
 )
 from tocsin.core.severity import Severity, resolve_severity
-from tocsin.services import catalog
+from tocsin.services import catalog, escalations
 from tocsin.services.timeline import record
 from tocsin.storage.tables import (
     ChecklistItemRow,
@@ -115,7 +115,10 @@ class _Valid:
 
 
 def declare_many(
-    session: Session, items: Sequence[tuple[Actor, datetime, Declaration]]
+    session: Session,
+    items: Sequence[tuple[Actor, datetime, Declaration]],
+    *,
+    escalate: bool = True,
 ) -> list[Declared | Exception]:
     """Declare a batch with one statement per table; a rejected item does not stop the rest.
 
@@ -205,7 +208,26 @@ def declare_many(
             # Built from the values just written; not attached to the session.
             incident = IncidentRow(id=incident_id, **row)
         results[v.index] = Declared(incident, v.severity, v.services, v.roles, checklist)
+    if escalate:
+        # Declared straight into a later status: somebody already has it, nobody is paged.
+        declared = [
+            r for r in results if isinstance(r, Declared) and r.incident.status == Status.TRIGGERED
+        ]
+        escalations.start(session, [incident_subject(d) for d in declared], valid[0].now)
     return results
+
+
+def incident_subject(declared: Declared) -> escalations.Subject:
+    """Return the escalation subject of a newly declared incident."""
+    incident = declared.incident
+    return escalations.Subject(
+        escalations.INCIDENT,
+        incident.id,
+        declared.services[0] if declared.services else None,
+        incident.severity,
+        "high" if declared.severity.pages else "low",
+        incident.title,
+    )
 
 
 def _validate(
@@ -312,6 +334,7 @@ def acknowledge(session: Session, actor: Actor, now: datetime, incident_id: int)
         _transition(session, incident, actor, now, Status.INVESTIGATING)
     else:
         incident.acknowledged_at = now
+        escalations.acknowledge(session, escalations.INCIDENT, [incident.id], now, actor.id)
     _touch(incident, now)
     return incident
 
@@ -416,6 +439,10 @@ def _transition(
     after = milestones_after_transition(milestones_of(incident), status, now)
     incident.status = status.value
     incident.acknowledged_at = after.acknowledged
+    if status in (Status.RESOLVED, Status.CLOSED):
+        escalations.resolve(session, escalations.INCIDENT, [incident.id], now, actor.id)
+    elif status != Status.TRIGGERED:
+        escalations.acknowledge(session, escalations.INCIDENT, [incident.id], now, actor.id)
     incident.mitigated_at = after.mitigated
     incident.resolved_at = after.resolved
     incident.closed_at = after.closed

@@ -6,7 +6,7 @@ loaded (open alerts, collecting groups) and turns its decisions into a few bulk 
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -32,7 +32,7 @@ from tocsin.core.alerts import (
     route,
     suppression,
 )
-from tocsin.services import alert_templates
+from tocsin.services import alert_templates, escalations
 from tocsin.services.alerting_config import (
     AlertingConfig,
     active_noise_control,
@@ -459,6 +459,23 @@ class _Batch:
         due = [g for g in due if not g.row.pop("_resolved_now", False)]
         if due:
             self._declare(due)
+        self._escalate(all_groups.values())
+
+    def _escalate(self, groups: Iterable[_Group]) -> None:
+        """Start, acknowledge or resolve the escalations of groups whose status changed."""
+        changes: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        for group in groups:
+            change = group.row.pop("_escalate", None)
+            if change is not None:
+                changes[change].append(group.row)
+        # A group declared into an incident is escalated as that incident.
+        starting = [row for row in changes["start"] if row["incident_id"] is None]
+        escalations.start(self.session, [group_subject(row) for row in starting], self.now)
+        for change in ("acknowledge", "resolve"):
+            ids = [row["id"] for row in changes[change]]
+            getattr(escalations, change)(
+                self.session, escalations.GROUP, ids, self.now, "integration"
+            )
 
     def _insert_new_groups(
         self, new_groups: list[_Group], everything: list[_Alert]
@@ -507,7 +524,9 @@ class _Batch:
         """Set a group's status from its alert counts; return whether it may need declaring."""
         row = group.row
         status = group_status(counts, acknowledged=row["acknowledged_at"] is not None)
-        resolved_now = status == AlertStatus.RESOLVED and row["status"] != AlertStatus.RESOLVED
+        previous = row["status"]
+        resolved_now = status == AlertStatus.RESOLVED and previous != AlertStatus.RESOLVED
+        row["_escalate"] = _escalation_change(previous, status, new=group.new)
         if resolved_now:
             row["resolved_at"] = self.now
             row["resolved_by"] = row["resolved_by"] or "integration"
@@ -573,3 +592,28 @@ class _Batch:
                     .where(AlertGroupRow.id == row["id"])
                     .values(incident_id=row["incident_id"])
                 )
+
+
+def _escalation_change(previous: str, status: AlertStatus, *, new: bool) -> str | None:
+    """Return what a group's status change means for its escalation, if anything."""
+    if status == AlertStatus.FIRING and (new or previous == AlertStatus.SUPPRESSED):
+        return "start"
+    if new or status.value == previous:
+        return None
+    if status == AlertStatus.ACKNOWLEDGED and previous == AlertStatus.FIRING:
+        return "acknowledge"
+    if status in (AlertStatus.RESOLVED, AlertStatus.SUPPRESSED):
+        return "resolve"
+    return None
+
+
+def group_subject(row: Mapping[str, Any]) -> escalations.Subject:
+    """Return the escalation subject of an alert group row."""
+    return escalations.Subject(
+        escalations.GROUP,
+        row["id"],
+        row["service_id"],
+        row["incident_severity"],
+        row["urgency"],
+        row["title"],
+    )

@@ -118,6 +118,9 @@ class ServiceRow(Base):
     name: Mapped[str] = mapped_column(String(200))
     description: Mapped[str] = mapped_column(Text, default="")
     team_id: Mapped[str | None] = mapped_column(ForeignKey("teams.id"), nullable=True)
+    # Who gets paged: the default policy, and per incident severity where they differ.
+    escalation_policy_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    severity_policies: Mapped[dict[str, str]] = mapped_column(JSON, default=dict)
     archived: Mapped[bool] = mapped_column(Boolean, default=False)
 
 
@@ -438,3 +441,8 @@ class ChangeEventRow(Base):
     custom_details: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     received_at: Mapped[datetime] = mapped_column(UTCDateTime)
     payload_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+
+
+# The on-call tables live in their own module; importing it here registers them on Base's
+# metadata for Alembic and create_all (it imports Base from this module, which is defined).
+from tocsin.storage import oncall_tables as _oncall_tables  # noqa: E402, F401

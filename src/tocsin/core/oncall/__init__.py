@@ -1,0 +1,1 @@
+"""On-call schedules: rotations, layers, restrictions, overrides and iCalendar feeds."""

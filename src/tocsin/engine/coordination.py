@@ -1,0 +1,100 @@
+"""How engine instances share modules through the database alone.
+
+Each module has a row in engine_modules. Running a module first locks its row: on PostgreSQL
+with FOR UPDATE NOWAIT, so while one instance runs a module the others skip it at once
+instead of queueing behind it, and a killed instance's lock goes with its connection. The
+row also carries the module's code version: an instance never runs a module whose stored
+version is newer than its own (during a rolling upgrade the new code takes over, the old
+code steps aside), and an instance with newer code raises the stored version.
+
+SQLite needs no lock here: one engine per database file is enforced by an OS file lock.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import logging
+import os
+from datetime import datetime
+from pathlib import Path
+from typing import IO
+
+from sqlalchemy import select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.orm import Session
+
+from tocsin.storage.oncall_tables import EngineModuleRow
+
+log = logging.getLogger("tocsin.engine")
+
+
+class Busy(Exception):
+    """Another instance is running this module right now, or runs a newer version of it."""
+
+
+def claim(session: Session, name: str, version: int, owner: str, now: datetime) -> None:
+    """Lock module `name` for this transaction; raise Busy if this instance must skip it."""
+    is_pg = session.get_bind().dialect.name == "postgresql"
+    dialect = postgresql if is_pg else sqlite
+    session.execute(
+        dialect.insert(EngineModuleRow)
+        .values(name=name, version=version)
+        .on_conflict_do_nothing(index_elements=["name"])
+    )
+    query = select(EngineModuleRow.version).where(EngineModuleRow.name == name)
+    if is_pg:
+        query = query.with_for_update(nowait=True)
+    try:
+        stored = session.scalar(query)
+    except OperationalError as exc:
+        # LockNotAvailable: the module is running elsewhere; the transaction is aborted.
+        session.rollback()
+        raise Busy(f"{name} is running in another instance") from exc
+    if stored is not None and stored > version:
+        raise Busy(f"{name} runs version {stored} elsewhere; this instance has {version}")
+    session.execute(
+        update(EngineModuleRow)
+        .where(EngineModuleRow.name == name)
+        .values(version=version, last_run_at=now, last_run_by=owner)
+    )
+
+
+class EngineAlreadyRunning(RuntimeError):
+    """A second engine was started on a SQLite database."""
+
+
+class SqliteEngineLock:
+    """An exclusive OS lock beside the SQLite file: one engine per database, and a kill -9
+    frees it (the kernel drops the lock with the process)."""
+
+    def __init__(self, database: str) -> None:
+        self.path = Path(f"{database}.engine.lock")
+        self._file: IO[str] | None = None
+
+    def acquire(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        handle = self.path.open("a+")
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip() or "unknown"
+            handle.close()
+            raise EngineAlreadyRunning(
+                f"another Tocsin engine (pid {holder}) is already running on the SQLite "
+                f"database {self.path.with_suffix('').with_suffix('')}; SQLite allows one "
+                "engine. Stop it, run this process with TOCSIN_ENGINE=false, or use "
+                "PostgreSQL to run several."
+            ) from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(str(os.getpid()))
+        handle.flush()
+        self._file = handle
+
+    def release(self) -> None:
+        if self._file is not None:
+            fcntl.flock(self._file, fcntl.LOCK_UN)
+            self._file.close()
+            self._file = None

@@ -1,0 +1,9 @@
+"""Outgoing channels: one module per channel behind the small `Channel` protocol.
+
+Channels are found through the `tocsin.channels` entry-point group (see registry.py), so a
+plug-in package can add one without touching Tocsin.
+"""
+
+from tocsin.notify.base import Channel, DeliveryError, OutgoingMessage
+
+__all__ = ["Channel", "DeliveryError", "OutgoingMessage"]

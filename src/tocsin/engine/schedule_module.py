@@ -20,8 +20,9 @@ class ScheduleModule:
     """Keep schedule_on_call current and sleep until the next handoff of any schedule."""
 
     name = "schedules"
-    # Config applies and overrides change schedules; the wake signal after them is cheap.
-    on_work = True
+    # Paging evaluates schedules itself; this table is informational, so the module keeps to
+    # its deadlines (the next handoff, or MAX_SLEEP after a change) instead of every wake-up.
+    on_work = False
     version = 1
 
     def update(self, session: Session, now: datetime) -> datetime | None:

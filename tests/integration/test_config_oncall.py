@@ -206,3 +206,42 @@ users:
 )
 def test_mistakes_are_named_with_path_and_line(db: Database, text: str, message: str) -> None:
     assert errors(db, text) == [message]
+
+
+ICS = """BEGIN:VCALENDAR
+VERSION:2.0
+PRODID:-//test//EN
+BEGIN:VEVENT
+UID:1@test
+DTSTAMP:20260101T000000Z
+DTSTART:20260105T080000Z
+DTEND:20260105T160000Z
+RRULE:FREQ=WEEKLY
+SUMMARY:bob@example.test
+END:VEVENT
+END:VCALENDAR
+"""
+
+
+def test_an_imported_calendar_survives_a_re_apply(db: Database) -> None:
+    from tocsin.services.calendar_import import import_calendar
+
+    apply(db, ONCALL)
+    with db.write() as session:
+        import_calendar(session, "primary", ICS)
+        session.commit()
+    changed = ONCALL.replace('start: "2026-01-05"}\n        users: [alice, bob]',
+                             'start: "2026-01-12"}\n        users: [alice, bob]')  # fmt: skip
+    assert apply(db, changed).changed
+    assert not apply(db, changed).changed  # the imported layer is not a difference
+    with db.read() as session:
+        layers = session.scalars(
+            select(ScheduleLayerRow)
+            .where(ScheduleLayerRow.schedule_id == "primary")
+            .order_by(ScheduleLayerRow.position)
+        ).all()
+        assert [(layer.position, layer.calendar is not None) for layer in layers] == [
+            (0, False),
+            (1, True),
+        ]
+        assert layers[0].rotation["start"] == "2026-01-12"  # type: ignore[index]

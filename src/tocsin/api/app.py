@@ -12,7 +12,7 @@ from fastapi import FastAPI
 from prometheus_client import CollectorRegistry
 
 from tocsin import __version__
-from tocsin.api import admin, alerts, compat, errors, incidents, ingest, ops
+from tocsin.api import admin, alerts, compat, errors, incidents, ingest, oncall, ops
 from tocsin.api.context import AppContext, Clock, utc_now
 from tocsin.api.links import link_settings
 from tocsin.api.middleware import GuardAndMeasure
@@ -64,6 +64,7 @@ def create_app(
     app.include_router(compat.router)
     app.include_router(ingest.router)
     app.include_router(alerts.router)
+    app.include_router(oncall.router)
     web.install(app)
     app.add_middleware(GuardAndMeasure, max_body=settings.max_body_bytes, registry=registry)
     return app

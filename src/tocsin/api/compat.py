@@ -126,6 +126,7 @@ def create(body: MonitoringIncidentCreate, ctx: Ctx, actor: Responder) -> Monito
                    {"created_by": body.createdBy})  # fmt: skip
         out = _out(session, row, body.createdBy)
         session.commit()
+    ctx.wake()  # the incident's escalation is due now
     return out
 
 

@@ -85,6 +85,7 @@ async def declare(body: IncidentCreate, ctx: Ctx, actor: Responder) -> Response:
     declared = await ctx.db.run_write_batched(
         "declare", (actor, ctx.clock(), decl), incidents.declare_many
     )
+    ctx.wake()  # the incident's escalation is due now
     out = declared_out(declared)
     return model_response(out, 201, {"Location": f"/api/v1/incidents/{out.id}"})
 

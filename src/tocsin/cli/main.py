@@ -274,11 +274,12 @@ def user_set_password(
 
 
 def _register_extensions() -> None:
-    from tocsin.cli import alert_cmds, config_cmds, incident_cmds
+    from tocsin.cli import alert_cmds, config_cmds, incident_cmds, oncall_cmds
 
     config_cmds.register(app)
     incident_cmds.register(app)
     alert_cmds.register(app)
+    oncall_cmds.register(app)
 
 
 _register_extensions()

@@ -24,6 +24,7 @@ from tocsin.configfile.sections import Current, Fields, Ref, Section, _RowSectio
 from tocsin.configfile.types import Spec
 from tocsin.core.durations import format_duration, parse_duration
 from tocsin.storage.oncall_tables import (
+    IMPORTED_CALENDAR,
     ChannelSettingsRow,
     ContactMethodRow,
     EscalationPolicyRow,
@@ -254,6 +255,8 @@ class ScheduleSection(_RowSection):
         layers: dict[str, list[dict[str, Any]]] = {}
         order = (ScheduleLayerRow.schedule_id, ScheduleLayerRow.position)
         for row in session.scalars(select(ScheduleLayerRow).order_by(*order)):
+            if _imported(row):
+                continue  # imported through the API: not part of the file
             layers.setdefault(row.schedule_id, []).append(
                 _layer_entry(
                     {
@@ -288,8 +291,20 @@ class ScheduleSection(_RowSection):
     def write(self, session: Session, key: str, fields: Fields) -> None:
         super().write(session, key, fields)
         session.flush()
-        session.execute(delete(ScheduleLayerRow).where(ScheduleLayerRow.schedule_id == key))
+        existing = session.scalars(
+            select(ScheduleLayerRow).where(ScheduleLayerRow.schedule_id == key)
+        ).all()
+        kept = [row for row in existing if _imported(row)]
+        for row in existing:
+            if not _imported(row):
+                session.delete(row)
         session.flush()
+        # A calendar imported through the API stays, on top of the file's layers.
+        for offset, row in enumerate(kept):
+            row.position = len(fields["layers"]) + offset + 1000
+        session.flush()
+        for offset, row in enumerate(kept):
+            row.position = len(fields["layers"]) + offset
         for position, layer in enumerate(fields["layers"]):
             session.add(
                 ScheduleLayerRow(
@@ -327,6 +342,10 @@ class ScheduleSection(_RowSection):
         entry["time_zone"] = fields["time_zone"]
         entry["layers"] = fields["layers"]
         return entry
+
+
+def _imported(row: ScheduleLayerRow) -> bool:
+    return row.calendar is not None and row.name == IMPORTED_CALENDAR
 
 
 def _layer_entry(layer: dict[str, Any]) -> dict[str, Any]:

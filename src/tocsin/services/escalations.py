@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, select, update
+from sqlalchemy import and_, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -96,7 +96,8 @@ def start(session: Session, subjects: Sequence[Subject], now: datetime) -> int:
         )
     if not rows:
         return 0
-    dialect = sqlite if session.get_bind().dialect.name == "sqlite" else postgresql
+    is_sqlite = session.get_bind().dialect.name == "sqlite"
+    dialect = sqlite if is_sqlite else postgresql
     statement = (
         dialect.insert(EscalationRow)
         .on_conflict_do_nothing(index_elements=["subject_type", "subject_id"])
@@ -121,6 +122,10 @@ def start(session: Session, subjects: Sequence[Subject], now: datetime) -> int:
         )
         for row in started
     )
+    if started and not is_sqlite:
+        # Engines in other processes wake at commit (this process's engine is woken by the
+        # caller, which knows its waker).
+        session.execute(text("SELECT pg_notify('tocsin_engine', '')"))
     return len(started)
 
 

@@ -67,6 +67,10 @@ class ScheduleRow(Base):
     archived: Mapped[bool] = mapped_column(Boolean, default=False)
 
 
+# The name of the layer an iCalendar import through the API creates; `tocsin apply` keeps it.
+IMPORTED_CALENDAR = "Imported calendar"
+
+
 class ScheduleLayerRow(Base):
     __tablename__ = "schedule_layers"
     __table_args__ = (UniqueConstraint("schedule_id", "position"),)

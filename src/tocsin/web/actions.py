@@ -102,6 +102,7 @@ def declare(
             row = incidents.declare(session, user.actor, ctx.clock(), form.declaration())
             number = row.id
             session.commit()
+        ctx.wake()  # the incident's escalation is due now
     except DomainError as exc:
         # The configuration changed between reading the choices and declaring.
         form.errors[getattr(exc, "field", "form")] = exc.message

@@ -29,12 +29,14 @@ from tocsin.core.incidents import Status, incident_reference
 from tocsin.services import alert_groups, alert_queries, queries
 from tocsin.services import heartbeats as heartbeat_rules
 from tocsin.services.alert_queries import AlertFilter
+from tocsin.services.escalations import GROUP
 from tocsin.storage.tables import HeartbeatRow, IntegrationRow
 from tocsin.web import suppressions
 from tocsin.web.actions import status_of
 from tocsin.web.auth import Reader, WebUser, Writer, get_ctx
 from tocsin.web.forms import TITLE_MAX, Choice, load_choices
 from tocsin.web.pages import PAGE_SIZE, POLL_EVERY, base_context, error_page
+from tocsin.web.paging import paging_panel
 from tocsin.web.suppressions import comment_text, record_id
 from tocsin.web.templating import render, templates
 
@@ -190,12 +192,13 @@ def group_page(
             choices = load_choices(session)
             incidents = _open_incidents(session) if user.can_write else []
             names = _integration_names(session)
+            paging = paging_panel(session, GROUP, group_id, handed_to=group.incident_id)
     except NotFound as exc:
         return error_page(request, user, 404, exc.message)
     last_log = max((h.id for h in group.history), default=0)
     context = base_context(
         request, user, nav="alerts", sub="groups", group=group, choices=choices, error=error,
-        open_incidents=incidents, silence_for=SILENCE_FOR, links=safe_links,
+        open_incidents=incidents, silence_for=SILENCE_FOR, links=safe_links, paging=paging,
         integration=lambda key: _integration_label(names, key),
         poll_url=_group_poll_url(group.id, group.version, last_log), poll_every=POLL_EVERY,
     )  # fmt: skip

@@ -7,7 +7,7 @@ from fastapi.responses import Response
 from fastapi.staticfiles import StaticFiles
 from starlette.concurrency import run_in_threadpool
 
-from tocsin.web import actions, alerts, auth, pages
+from tocsin.web import action_links, actions, alerts, auth, oncall, pages
 from tocsin.web.templating import STATIC_DIR
 
 
@@ -17,6 +17,8 @@ def install(app: FastAPI) -> None:
     app.include_router(pages.router)
     app.include_router(actions.router)
     app.include_router(alerts.router)
+    app.include_router(action_links.router)
+    app.include_router(oncall.router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
 
     @app.exception_handler(auth.LoginRequired)

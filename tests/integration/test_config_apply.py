@@ -252,7 +252,7 @@ def test_export_applies_back_unchanged(db: Database) -> None:
     assert "respond_within: 1d" in exported
     report = apply(db, exported, prune=True)
     assert not report.changed
-    assert len(report.changes) == 27  # 21 core objects + 6 of alert intake
+    assert len(report.changes) == 30  # 21 core objects, 6 of alert intake, 3 of on-call
 
 
 def test_export_leaves_out_archived_objects(db: Database) -> None:

@@ -18,7 +18,7 @@ from tocsin.api.links import link_settings
 from tocsin.api.middleware import GuardAndMeasure
 from tocsin.config import Settings
 from tocsin.core.durations import parse_duration
-from tocsin.engine.coordination import EngineAlreadyRunning, SqliteEngineLock
+from tocsin.engine.coordination import EngineAlreadyRunning, SqliteEngineLock, instance_name
 from tocsin.engine.loop import Engine, Module, SelfManagedModule, listen_postgres
 from tocsin.engine.modules import HeartbeatModule, PayloadRetentionModule
 from tocsin.engine.oncall import EscalationModule, NotificationRuleModule
@@ -114,14 +114,16 @@ def build_engine(ctx: AppContext, registry: CollectorRegistry | None) -> Engine:
     )
     # Order matters within a cycle: a heartbeat raises an alert, its escalation fires a step,
     # the step's pages queue messages, the sender sends them: one wake-up, one pass.
-    engine = Engine(ctx.db, ctx.clock, [], waker=ctx.waker, registry=registry, exclusive=exclusive)
+    # Order matters within a cycle: a heartbeat raises an alert, its escalation fires a step,
+    # the step's pages queue messages, the sender sends them: one wake-up, one pass.
     modules: list[Module | SelfManagedModule] = [
         HeartbeatModule(),
         ScheduleModule(),
         EscalationModule(),
         NotificationRuleModule(link_settings(ctx.settings)),
-        OutboxSender(ChannelRegistry(), owner=engine.owner, clock=ctx.clock),
+        OutboxSender(ChannelRegistry(), owner=instance_name(), clock=ctx.clock),
         PayloadRetentionModule(retention),
     ]
-    engine.modules = modules
-    return engine
+    return Engine(
+        ctx.db, ctx.clock, modules, waker=ctx.waker, registry=registry, exclusive=exclusive
+    )

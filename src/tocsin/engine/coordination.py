@@ -15,7 +15,8 @@ from __future__ import annotations
 import fcntl
 import logging
 import os
-from datetime import datetime
+import socket
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import IO
 
@@ -24,40 +25,72 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
-from tocsin.storage.oncall_tables import EngineModuleRow
+from tocsin.storage.oncall_tables import EngineModuleRow, OutboxRow
 
 log = logging.getLogger("tocsin.engine")
+
+
+def instance_name() -> str:
+    """Return this process's name in engine_modules and outbox claims (host:pid)."""
+    return f"{socket.gethostname()}:{os.getpid()}"
 
 
 class Busy(Exception):
     """Another instance is running this module right now, or runs a newer version of it."""
 
 
-def claim(session: Session, name: str, version: int, owner: str, now: datetime) -> None:
-    """Lock module `name` for this transaction; raise Busy if this instance must skip it."""
-    is_pg = session.get_bind().dialect.name == "postgresql"
-    dialect = postgresql if is_pg else sqlite
-    session.execute(
-        dialect.insert(EngineModuleRow)
-        .values(name=name, version=version)
-        .on_conflict_do_nothing(index_elements=["name"])
+class ModuleClaims:
+    """Claims modules for one engine instance, with as few statements as the hot path allows:
+    the row is created once per process, the lock is one SELECT, and the row's bookkeeping
+    (version raised, last run) is written when it changes or every RECORD_EVERY."""
+
+    RECORD_EVERY = timedelta(seconds=10)
+
+    def __init__(self, owner: str) -> None:
+        self.owner = owner
+        self._created: set[str] = set()
+        self._recorded: dict[str, tuple[int, datetime]] = {}
+
+    def claim(self, session: Session, name: str, version: int, now: datetime) -> None:
+        """Lock module `name` for this transaction; raise Busy if this instance must skip it."""
+        is_pg = session.get_bind().dialect.name == "postgresql"
+        if name not in self._created:
+            dialect = postgresql if is_pg else sqlite
+            session.execute(
+                dialect.insert(EngineModuleRow)
+                .values(name=name, version=version)
+                .on_conflict_do_nothing(index_elements=["name"])
+            )
+        query = select(EngineModuleRow.version).where(EngineModuleRow.name == name)
+        if is_pg:
+            query = query.with_for_update(nowait=True)
+        try:
+            stored = session.scalar(query)
+        except OperationalError as exc:
+            # LockNotAvailable: the module is running elsewhere; the transaction is aborted.
+            session.rollback()
+            raise Busy(f"{name} is running in another instance") from exc
+        self._created.add(name)
+        if stored is not None and stored > version:
+            raise Busy(f"{name} runs version {stored} elsewhere; this instance has {version}")
+        last = self._recorded.get(name)
+        if stored != version or last is None or now - last[1] >= self.RECORD_EVERY:
+            session.execute(
+                update(EngineModuleRow)
+                .where(EngineModuleRow.name == name)
+                .values(version=version, last_run_at=now, last_run_by=self.owner)
+            )
+            self._recorded[name] = (version, now)
+
+
+def release_claims(session: Session) -> int:
+    """Free every claimed, unsent message (only when no other sender can be running)."""
+    result = session.execute(
+        update(OutboxRow)
+        .where(OutboxRow.status == "pending", OutboxRow.claimed_until.is_not(None))
+        .values(claimed_until=None, claimed_by=None)
     )
-    query = select(EngineModuleRow.version).where(EngineModuleRow.name == name)
-    if is_pg:
-        query = query.with_for_update(nowait=True)
-    try:
-        stored = session.scalar(query)
-    except OperationalError as exc:
-        # LockNotAvailable: the module is running elsewhere; the transaction is aborted.
-        session.rollback()
-        raise Busy(f"{name} is running in another instance") from exc
-    if stored is not None and stored > version:
-        raise Busy(f"{name} runs version {stored} elsewhere; this instance has {version}")
-    session.execute(
-        update(EngineModuleRow)
-        .where(EngineModuleRow.name == name)
-        .values(version=version, last_run_at=now, last_run_by=owner)
-    )
+    return int(getattr(result, "rowcount", 0) or 0)
 
 
 class EngineAlreadyRunning(RuntimeError):

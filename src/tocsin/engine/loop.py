@@ -9,8 +9,6 @@ earliest deadline a module reported (capped, so clock jumps and missed signals h
 from __future__ import annotations
 
 import logging
-import os
-import socket
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -69,8 +67,9 @@ class Engine:
         self.db = db
         self.clock = clock
         # Names this instance in engine_modules.last_run_by (which instance ran what).
-        self.owner = f"{socket.gethostname()}:{os.getpid()}"
+        self.owner = coordination.instance_name()
         self.exclusive = exclusive
+        self.claims = coordination.ModuleClaims(self.owner)
         self.modules = list(modules)
         self.waker = waker or Waker()
         self._stop = threading.Event()
@@ -133,7 +132,7 @@ class Engine:
         with self.db.write() as session:
             version = getattr(module, "version", None)
             if version is not None:
-                coordination.claim(session, module.name, version, self.owner, self.clock())
+                self.claims.claim(session, module.name, version, self.clock())
             deadline = module.update(session, self.clock())
             session.commit()
         return deadline
@@ -155,6 +154,13 @@ class Engine:
         """Take the one-engine lock of a SQLite database; raise EngineAlreadyRunning."""
         if self.exclusive is not None:
             self.exclusive.acquire()
+            # Holding the lock, this is the only engine: claims on unsent messages belong to
+            # a dead one, so they are freed now instead of waiting out their lease.
+            with self.db.write() as session:
+                released = coordination.release_claims(session)
+                session.commit()
+            if released:
+                log.info("released %d messages claimed by an engine that stopped", released)
 
     def start(self) -> None:
         """Run the loop in a daemon thread (after taking the SQLite engine lock)."""

@@ -310,6 +310,7 @@ class NotificationRuleModule:
             )
         }
         logs: list[NotificationLogRow] = []
+        self._queued: list[tuple[dict[str, Any], NotificationLogRow]] = []
         for page in pages:
             escalation = by_id.get(page.escalation_id)
             if escalation is None or escalation.status != "active":
@@ -336,6 +337,12 @@ class NotificationRuleModule:
             page.next_rule, page.next_at = next_rule, next_at
             if next_at is None:
                 page.status = "done"
+        # One INSERT for every message of this pass (not one per message, each flushing the
+        # pending page updates first).
+        with session.no_autoflush:
+            ids = outbox.enqueue_many(session, [message for message, _ in self._queued])
+        for message, entry in self._queued:
+            entry.outbox_id = ids.get(message["key"])
         session.add_all(logs)
 
     def _send(
@@ -355,27 +362,26 @@ class NotificationRuleModule:
         title, body, payload = page_message(
             self.links, escalation, page, key=key, channel=method.type, now=now
         )
-        outbox_id = outbox.enqueue(
-            session,
-            key=key,
-            kind="page",
-            channel=method.type,
-            destination=method.target,
-            title=title,
-            body=body,
-            payload=payload,
-            now=now,
-            user_id=page.user_id,
-            contact_method_id=method.id,
-            subject_type=escalation.subject_type,
-            subject_id=escalation.subject_id,
-            escalation_id=escalation.id,
-            page_id=page.id,
-        )
+        message = {
+            "key": key,
+            "kind": "page",
+            "channel": method.type,
+            "destination": method.target,
+            "title": title,
+            "body": body,
+            "payload": payload,
+            "now": now,
+            "user_id": page.user_id,
+            "contact_method_id": method.id,
+            "subject_type": escalation.subject_type,
+            "subject_id": escalation.subject_id,
+            "escalation_id": escalation.id,
+            "page_id": page.id,
+        }
         entry = _page_log(escalation, page, now, "notification_queued",
                           f"{page.user_id} via {method.type} ({method.id})")  # fmt: skip
-        entry.outbox_id = outbox_id
         entry.detail = {**entry.detail, "contact_method": method.id, "rule": index}
+        self._queued.append((message, entry))
         return entry
 
 

@@ -20,9 +20,11 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+
+from sqlalchemy.orm import Session
 
 from tocsin.core.outbox import retry_delay
 from tocsin.notify.base import Channel, DeliveryError, OutgoingMessage
@@ -58,8 +60,8 @@ class OutboxSender:
         channels: Mapping[str, Channel] | ChannelLoader,
         *,
         owner: str,
-        batch: int = 200,
-        lease: timedelta = timedelta(seconds=60),
+        batch: int = 64,
+        lease: timedelta = timedelta(seconds=30),
         workers: int = 16,
         clock: Clock | None = None,
     ) -> None:
@@ -119,68 +121,70 @@ class OutboxSender:
         messages: list[OutgoingMessage],
         now: datetime,
     ) -> list[Outcome]:
-        futures: list[Future[Outcome]] = [
-            self._pool.submit(self._deliver, db, channels, message, now) for message in messages
-        ]
-        # Wait for all before raising, so every outcome that can be recorded is.
+        futures = {
+            self._pool.submit(self._attempt, channels, message): message for message in messages
+        }
+        # Outcomes are recorded as they come, all those finished meanwhile in one short
+        # transaction: soon after each message (a kill -9 re-sends only what was in flight)
+        # without a commit per message.
         outcomes: list[Outcome] = []
-        failure: BaseException | None = None
-        for future in futures:
-            try:
-                outcomes.append(future.result())
-            except Exception as exc:  # noqa: BLE001 - re-raised below, after the others
-                failure = failure or exc
-        if failure is not None:
-            # The database failed while recording: the unrecorded messages stay claimed and
-            # are sent again when their lease ends; the engine counts the failure.
-            raise failure
+        pending = set(futures)
+        while pending:
+            done, pending = wait(pending, return_when=FIRST_COMPLETED)
+            results = [(futures[future], future.result()) for future in done]
+            outcomes.extend(self._record(db, results, now))
         return outcomes
 
-    def _deliver(
-        self,
-        db: Database,
-        channels: Mapping[str, Channel],
-        message: OutgoingMessage,
-        now: datetime,
-    ) -> Outcome:
-        assert message.id is not None
+    def _attempt(
+        self, channels: Mapping[str, Channel], message: OutgoingMessage
+    ) -> str | DeliveryError | None:
+        """Send one message; return the provider id, or the error (never raise)."""
         channel = channels.get(message.channel)
         try:
             if channel is None:
                 raise DeliveryError(
                     f"no channel named {message.channel!r} is installed", retryable=False
                 )
-            provider_id = channel.send(message)
+            return channel.send(message)
         except DeliveryError as exc:
-            error = exc
+            return exc
         except Exception as exc:
             # A bug or an unforeseen error in a channel: retry rather than drop a page.
             log.exception("channel %s raised on message %s", message.channel, message.id)
-            error = DeliveryError(f"{type(exc).__name__}: {exc}", retryable=True)
-        else:
-            with db.write() as session:
-                outbox.mark_sent(session, message.id, self._now(now), provider_id=provider_id)
-                session.commit()
-            return Outcome(message.id, "sent")
-        return self._record_failure(db, message, error, now)
+            return DeliveryError(f"{type(exc).__name__}: {exc}", retryable=True)
+
+    def _record(
+        self,
+        db: Database,
+        results: list[tuple[OutgoingMessage, str | DeliveryError | None]],
+        now: datetime,
+    ) -> list[Outcome]:
+        outcomes: list[Outcome] = []
+        at = self._now(now)
+        with db.write() as session:
+            for message, result in results:
+                assert message.id is not None
+                if isinstance(result, DeliveryError):
+                    outcomes.append(self._record_failure(session, message, result, at))
+                else:
+                    outbox.mark_sent(session, message.id, at, provider_id=result)
+                    outcomes.append(Outcome(message.id, "sent"))
+            session.commit()
+        return outcomes
 
     def _record_failure(
-        self, db: Database, message: OutgoingMessage, error: DeliveryError, now: datetime
+        self, session: Session, message: OutgoingMessage, error: DeliveryError, at: datetime
     ) -> Outcome:
         assert message.id is not None
-        at = self._now(now)
         delay = retry_delay(message.attempt, error.retry_after) if error.retryable else None
         text = str(error)
-        with db.write() as session:
-            if delay is not None:
-                outbox.mark_retry(session, message.id, at, error=text, next_attempt_at=at + delay)
-                session.commit()
-                return Outcome(message.id, "retry", text)
-            row = outbox.mark_failed(session, message.id, at, error=text)
-            hurried = False
-            if row is not None and row.page_id is not None:
-                hurried = outbox.hurry_page(session, row.page_id, at)
-            session.commit()
+        if delay is not None:
+            outbox.mark_retry(session, message.id, at, error=text, next_attempt_at=at + delay)
+            return Outcome(message.id, "retry", text)
+        row = outbox.mark_failed(session, message.id, at, error=text)
+        hurried = False
+        if row is not None and row.page_id is not None:
+            hurried = outbox.hurry_page(session, row.page_id, at)
         log.warning("message %s (%s) failed for good: %s", message.id, message.channel, text)
         return Outcome(message.id, "failed", text, page_hurried=hurried)
 

@@ -293,7 +293,7 @@ class NotificationRuleModule:
         found = session.scalars(select(EscalationRow).where(EscalationRow.id.in_(escalation_ids)))
         by_id = {row.id: row for row in found}
         users = {p.user_id for p in pages}
-        rules: dict[tuple[str, str], list[tuple[core.Rule, str]]] = defaultdict(list)
+        rules: dict[tuple[str, str], list[core.Rule]] = defaultdict(list)
         query = (
             select(NotificationRuleRow)
             .where(NotificationRuleRow.user_id.in_(users))
@@ -301,7 +301,7 @@ class NotificationRuleModule:
         )
         for rule in session.scalars(query):
             rules[(rule.user_id, rule.urgency)].append(
-                (core.Rule(timedelta(seconds=rule.after_s), rule.contact_method_id), rule.urgency)
+                core.Rule(timedelta(seconds=rule.after_s), rule.contact_method_id)
             )
         methods = {
             m.id: m
@@ -310,14 +310,14 @@ class NotificationRuleModule:
             )
         }
         logs: list[NotificationLogRow] = []
-        self._queued: list[tuple[dict[str, Any], NotificationLogRow]] = []
+        queued: list[tuple[dict[str, Any], NotificationLogRow]] = []
         for page in pages:
             escalation = by_id.get(page.escalation_id)
             if escalation is None or escalation.status != "active":
                 page.status, page.next_at = "stopped", None
                 continue
             chosen = rules.get((page.user_id, page.urgency)) or rules.get((page.user_id, "high"))
-            ordered = sorted((r for r, _ in chosen or []), key=lambda r: r.after)
+            ordered = sorted(chosen or [], key=lambda r: r.after)
             if not ordered:
                 logs.append(_page_log(escalation, page, now, "not_notified",
                                       f"{page.user_id} has no notification rules"))  # fmt: skip
@@ -333,27 +333,28 @@ class NotificationRuleModule:
                 due.insert(0, next_rule - len(due) - 1)
             for index in due:
                 method = methods.get(ordered[index].contact_method)
-                logs.append(self._send(session, escalation, page, index, method, now))
+                logs.append(self._send(escalation, page, index, method, now, queued))
             page.next_rule, page.next_at = next_rule, next_at
             if next_at is None:
                 page.status = "done"
         # One INSERT for every message of this pass (not one per message, each flushing the
         # pending page updates first).
         with session.no_autoflush:
-            ids = outbox.enqueue_many(session, [message for message, _ in self._queued])
-        for message, entry in self._queued:
+            ids = outbox.enqueue_many(session, [message for message, _ in queued])
+        for message, entry in queued:
             entry.outbox_id = ids.get(message["key"])
         session.add_all(logs)
 
     def _send(
         self,
-        session: Session,
         escalation: EscalationRow,
         page: PageRow,
         index: int,
         method: ContactMethodRow | None,
         now: datetime,
+        queued: list[tuple[dict[str, Any], NotificationLogRow]],
     ) -> NotificationLogRow:
+        """Build rule `index`'s message for the page into `queued`; return its log entry."""
         if method is None or method.archived or method.verified_at is None:
             why = "missing" if method is None or method.archived else "not verified"
             text = f"rule {index + 1} of {page.user_id}: contact method {why}"
@@ -381,7 +382,7 @@ class NotificationRuleModule:
         entry = _page_log(escalation, page, now, "notification_queued",
                           f"{page.user_id} via {method.type} ({method.id})")  # fmt: skip
         entry.detail = {**entry.detail, "contact_method": method.id, "rule": index}
-        self._queued.append((message, entry))
+        queued.append((message, entry))
         return entry
 
 

@@ -25,7 +25,12 @@ from sqlalchemy import and_, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from tocsin.storage.oncall_tables import EscalationRow, NotificationLogRow, PageRow
+from tocsin.storage.oncall_tables import (
+    EscalationPolicyRow,
+    EscalationRow,
+    NotificationLogRow,
+    PageRow,
+)
 from tocsin.storage.tables import ServiceRow, SeverityRow
 
 GROUP = "alert_group"
@@ -200,8 +205,6 @@ def _stop(
 
 
 def _arm_ack_timeouts(session: Session, escalation_ids: list[int], now: datetime) -> None:
-    from tocsin.storage.oncall_tables import EscalationPolicyRow
-
     rows = session.execute(
         select(EscalationRow.id, EscalationPolicyRow.ack_timeout_s)
         .join(EscalationPolicyRow, EscalationPolicyRow.id == EscalationRow.policy_id)

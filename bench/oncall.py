@@ -223,6 +223,12 @@ def _parse_args() -> argparse.Namespace:
         help="Smoke run under 2 minutes: 500 escalations, 20 s, steps 5 s apart, 15 s idle.",
     )
     parser.add_argument(
+        "--engine-process",
+        action="store_true",
+        help="Run the engine as its own `tocsin engine` process beside `tocsin serve` "
+        "(TOCSIN_ENGINE=false), as a large PostgreSQL deployment would.",
+    )
+    parser.add_argument(
         "--no-record",
         dest="record",
         action="store_false",
@@ -439,10 +445,7 @@ def _under_load(
 ) -> None:
     port = _free_port()
     base = f"http://127.0.0.1:{port}"
-    log = tmp / "server.log"
-    argv = [str(BIN / "tocsin"), "serve", "--host", "127.0.0.1", "--port", str(port)]
-    with _process(argv, env, log) as proc:
-        _wait_ready(base, proc, log)
+    with _servers(port, env, tmp, engine_process=args.engine_process) as (proc, engine):
         # One alert wakes the engine (the API signals it; on PostgreSQL NOTIFY too) and proves
         # the pipeline before anything is measured.
         with httpx.Client(base_url=base, timeout=10) as client:
@@ -473,10 +476,12 @@ def _under_load(
                 break
             time.sleep(0.5)
         time.sleep(1.0)  # late repeats still count
-        cpu = _cpu_seconds(proc.pid)
-        wakes, failures = _engine_metrics(base)
+        cpu = _cpu_seconds(proc.pid) + (_cpu_seconds(engine.pid) if engine else 0.0)
+        wakes, failures = _engine_metrics(base, engine)
         _step(f"server CPU so far {cpu:.1f} s")
-    _log_errors("server", log, report)
+    _log_errors("server", tmp / "server.log", report)
+    if engine:
+        _log_errors("engine process", tmp / "engine-process.log", report)
     received = hooks.requests
     _lateness(url, [r for r in received if r.path == "/steps"], steps_expected, report)
     _first_page([r for r in received if r.path == "/alerts"], stream, report)
@@ -508,8 +513,37 @@ def _under_load(
     )
 
 
-def _engine_metrics(base: str) -> tuple[float, float]:
-    """Return the server engine's wake-ups and module failures so far, from /metrics."""
+@contextlib.contextmanager
+def _servers(
+    port: int, env: dict[str, str], tmp: Path, *, engine_process: bool
+) -> Iterator[tuple[subprocess.Popen[bytes], subprocess.Popen[bytes] | None]]:
+    """Run `tocsin serve` on `port` (logging to tmp/server.log), ready; yield it and the engine.
+
+    With engine_process, the large-deployment shape: the API without an engine
+    (TOCSIN_ENGINE=false) and `tocsin engine` as a process of its own (woken by NOTIFY on
+    PostgreSQL), so neither waits for the other's interpreter lock.
+    """
+    argv = [str(BIN / "tocsin"), "serve", "--host", "127.0.0.1", "--port", str(port)]
+    server_env = {**env, "TOCSIN_ENGINE": "false"} if engine_process else env
+    with contextlib.ExitStack() as stack:
+        proc = stack.enter_context(_process(argv, server_env, tmp / "server.log"))
+        _wait_ready(f"http://127.0.0.1:{port}", proc, tmp / "server.log")
+        engine = None
+        if engine_process:
+            engine_argv = [str(BIN / "tocsin"), "engine"]
+            engine = stack.enter_context(_process(engine_argv, env, tmp / "engine-process.log"))
+        yield proc, engine
+
+
+def _engine_metrics(
+    base: str, engine: subprocess.Popen[bytes] | None = None
+) -> tuple[float, float]:
+    """Return the server engine's wake-ups and module failures so far, from /metrics.
+
+    An engine process of its own serves no /metrics: its failures show in its log instead.
+    """
+    if engine is not None:
+        return float("nan"), 0.0
     wakes = failures = 0.0
     body = httpx.get(f"{base}/metrics", timeout=30).text
     for family in text_string_to_metric_families(body):
@@ -694,15 +728,21 @@ def _machine(url: str) -> dict[str, str]:
 def _record(args: argparse.Namespace, machine: dict[str, str], tables: str, command: str) -> Path:
     title = {"sqlite": "SQLite", "postgresql": "PostgreSQL"}[args.backend]
     machine_lines = "\n".join(f"- {k}: {v}" for k, v in machine.items())
+    shape = (
+        "one `tocsin serve` (TOCSIN_ENGINE=false) and one `tocsin engine` process"
+        if args.engine_process
+        else "one `tocsin serve` (engine inside, on loopback)"
+    )
     text_ = (
         f"## On-call engine, {title}\n\n```\n{command}\n```\n\n"
-        "Produced by `bench/oncall.py` (see its docstring): one `tocsin serve` (engine inside, "
-        "on loopback) for the step lateness and the alert-to-page latency, measured together; "
+        f"Produced by `bench/oncall.py` (see its docstring): {shape} for the step lateness "
+        "and the alert-to-page latency, measured together; "
         "then `tocsin engine` alone for the idle CPU. Pages go to a local webhook receiver.\n\n"
         f"{tables}\n\nMachine:\n\n{machine_lines}\n"
     )
     RESULTS_DIR.mkdir(parents=True, exist_ok=True)
-    path = RESULTS_DIR / f"oncall-{args.backend}.md"
+    suffix = "-engine-process" if args.engine_process else ""
+    path = RESULTS_DIR / f"oncall-{args.backend}{suffix}.md"
     path.write_text(text_, encoding="utf-8")
     return path
 

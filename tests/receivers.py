@@ -20,7 +20,7 @@ import ssl
 import threading
 import time
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.message import Message
@@ -337,3 +337,74 @@ class SmtpReceiver:
         self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         self.stop()
+
+
+# --- signed webhooks ---
+
+
+@dataclass(frozen=True)
+class Verified:
+    """One request to a SigningWebhookReceiver and what its signature check found."""
+
+    request: ReceivedRequest
+    ok: bool
+    reason: str
+
+
+class SigningWebhookReceiver(WebhookReceiver):
+    """A webhook receiver that checks Tocsin's signature as a real receiver would: the HMAC
+    of the timestamp and the raw body under `secret`, and a timestamp no further than
+    `tolerance` seconds from its own clock. A request that fails is answered 401 and
+    recorded with why (in `verified`); scripted replies apply to the others.
+    """
+
+    def __init__(
+        self, secret: str, *, tolerance: float = 300, clock: Callable[[], float] = time.time
+    ) -> None:
+        super().__init__()
+        self.secret = secret
+        self.tolerance = tolerance
+        self.clock = clock
+        self._checks: _Recorder[Verified] = _Recorder()
+
+    def check(self, headers: Mapping[str, str], body: bytes) -> tuple[bool, str]:
+        """Return whether a request's signature holds, and why not."""
+        from tocsin.notify.signing import verify
+
+        timestamp = headers.get("x-tocsin-timestamp")
+        signature = headers.get("x-tocsin-signature")
+        if not timestamp or not signature:
+            return False, "unsigned"
+        if verify(self.secret, timestamp, body, signature, self.tolerance, now=self.clock()):
+            return True, ""
+        fresh = verify(self.secret, timestamp, body, signature, float("inf"))
+        return False, "stale timestamp" if fresh else "bad signature"
+
+    def _handle(self, request: BaseHTTPRequestHandler) -> None:
+        arrived, wall = time.monotonic(), datetime.now(UTC)
+        length = int(request.headers.get("Content-Length") or 0)
+        body = request.rfile.read(length) if length else b""
+        headers = {name.lower(): value for name, value in request.headers.items()}
+        ok, reason = self.check(headers, body)
+        reply = self._next_reply() if ok else Reply(401, body=f"signature refused: {reason}")
+        received = ReceivedRequest(
+            request.command, request.path, headers, body, arrived, wall, reply.status
+        )
+        self._checks.add(Verified(received, ok, reason))
+        self._received.add(received)
+        if reply.delay:
+            time.sleep(reply.delay)
+        payload = reply.body.encode()
+        try:
+            request.send_response(reply.status)
+            for name, value in reply.headers.items():
+                request.send_header(name, value)
+            request.send_header("Content-Length", str(len(payload)))
+            request.end_headers()
+            request.wfile.write(payload)
+        except OSError:
+            pass
+
+    @property
+    def verified(self) -> list[Verified]:
+        return self._checks.items()

@@ -201,4 +201,5 @@ def test_contact_methods_for_the_current_user(run: Run, core_config: Database) -
         run("contact-method", "list", "--user", "alice", token=bob)
     )
     assert "not bound to a user" in failed(run("contact-method", "list"))
-    assert "unknown type 'sms'" in failed(run("contact-method", "add", "sms", "123", token=bob))
+    assert "unknown type 'pager'" in failed(run("contact-method", "add", "pager", "1", token=bob))
+    assert "E.164" in failed(run("contact-method", "add", "sms", "123", token=bob))

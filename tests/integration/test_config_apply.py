@@ -288,7 +288,10 @@ def test_every_example_applies(db: Database, example: Path) -> None:
 
 # The on-call example is the text verbatim, which adds to users the core example
 # declares (so it cannot also declare carol, whom its policy pages).
-BUILDS_ON = {"oncall.yaml": ("core.yaml", "alerting.yaml")}
+BUILDS_ON = {
+    "oncall.yaml": ("core.yaml", "alerting.yaml"),
+    "communication.yaml": ("core.yaml", "alerting.yaml", "oncall.yaml"),
+}
 
 
 # --- rejected files ---

@@ -13,7 +13,7 @@ import pytest
 from tests.receivers import SmtpReceiver, WebhookReceiver, free_port
 from tocsin import __version__
 from tocsin.notify.base import DeliveryError, OutgoingMessage
-from tocsin.notify.email import EmailChannel, message_id
+from tocsin.notify.email import EmailChannel, message_id, thread_id
 from tocsin.notify.registry import (
     ENTRY_POINT_GROUP,
     Unconfigured,
@@ -116,6 +116,41 @@ def test_email_carries_an_html_alternative_from_the_payload(smtp: SmtpReceiver) 
     parts = {part.get_content_type(): part for part in message.iter_parts()}  # type: ignore[attr-defined]
     assert "Acknowledge" in parts["text/plain"].get_content()
     assert "<b>Checkout</b>" in parts["text/html"].get_content()
+
+
+def test_email_html_and_thread_from_the_email_payload(smtp: SmtpReceiver) -> None:
+    channel = channel_for(smtp)
+    options = {"html": "<h1>INCIDENT ALERT</h1><p>Checkout is down</p>", "thread": "incident-42"}
+    channel.send(mail(key="comm:42:1:stakeholders:ann", payload={"email": options}))
+    channel.send(
+        mail(key="comm:42:2:stakeholders:ann", payload={"email": {"thread": "incident-42"}})
+    )
+    channel.send(
+        mail(key="comm:43:1:stakeholders:ann", payload={"email": {"thread": "incident-43"}})
+    )
+    first, second, other = smtp.wait_for(3)
+    assert first.message.get_content_type() == "multipart/alternative"
+    parts = {p.get_content_type(): p for p in first.message.iter_parts()}  # type: ignore[attr-defined]
+    assert "<h1>INCIDENT ALERT</h1>" in parts["text/html"].get_content()
+    assert "Checkout returns 500" in parts["text/plain"].get_content()
+    assert second.message.get_content_type() == "text/plain"
+    # One thread: both answer the same root, which no message of the thread claims to be.
+    root = thread_id("incident-42")
+    assert root == "<thread=3Aincident-42@tocsin>"
+    for received in (first, second):
+        assert received.message["In-Reply-To"] == root
+        assert received.message["References"] == root
+        assert received.message["Message-ID"] != root
+    assert first.message["Message-ID"] != second.message["Message-ID"]
+    assert other.message["References"] == thread_id("incident-43") != root
+
+
+def test_email_without_a_thread_has_no_references(smtp: SmtpReceiver) -> None:
+    channel_for(smtp).send(mail(payload={"email": {"html": None, "thread": None}}))
+    (received,) = smtp.wait_for(1)
+    assert received.message["In-Reply-To"] is None
+    assert received.message["References"] is None
+    assert received.message.get_content_type() == "text/plain"
 
 
 def test_line_breaks_in_the_title_cannot_add_headers(smtp: SmtpReceiver) -> None:
@@ -270,9 +305,12 @@ def test_email_that_is_not_set_up_fails_for_good_saying_so() -> None:
 def test_channels_are_found_through_entry_points() -> None:
     from importlib.metadata import entry_points
 
+    builtin = {"email", "slack", "teams", "mattermost", "webhook", "sms", "voice", "ntfy"}
+    assert ENTRY_POINT_GROUP == "tocsin.notifiers"
     names = {point.name for point in entry_points(group=ENTRY_POINT_GROUP)}
-    assert {"email", "webhook"} <= names
+    assert builtin <= names
     found = factories()
+    assert builtin <= set(found)
     assert found["email"] is email_channel
     assert found["webhook"] is webhook_channel
 

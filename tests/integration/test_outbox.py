@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 
 from tests.conftest import FakeClock
 from tests.receivers import SmtpReceiver, WebhookReceiver
+from tocsin.core.outbox import retry_delay
 from tocsin.engine.loop import Engine
 from tocsin.engine.outbox_sender import OutboxSender
 from tocsin.notify.base import Channel, OutgoingMessage
@@ -399,16 +400,21 @@ def test_a_503_is_retried_after_the_backoff_with_the_same_key(
     )
     assert outbox_id is not None
     hooks.respond(503, body="maintenance")
-    assert sender.run(database, now) == now + timedelta(seconds=5)
+    # The 5 s backoff, moved by this message's own jitter (at most ±20 %).
+    delay = retry_delay(1, key="retry-me")
+    assert delay is not None
+    assert timedelta(seconds=4) <= delay <= timedelta(seconds=6)
+    assert sender.run(database, now) == now + delay
     failed = row(database, outbox_id)
     assert (failed.status, failed.attempts) == ("pending", 1)
-    assert failed.next_attempt_at == now + timedelta(seconds=5)
+    assert failed.next_attempt_at == now + delay
     assert failed.last_error == "webhook answered HTTP 503: maintenance"
     assert failed.claimed_until is None
     # Not yet due: nothing is sent.
-    assert sender.run(database, clock.advance(seconds=4)) == now + timedelta(seconds=5)
+    assert sender.run(database, clock.advance(seconds=3)) == now + delay
     assert len(hooks.requests) == 1
-    assert sender.run(database, clock.advance(seconds=1)) is None
+    clock.now = now + delay
+    assert sender.run(database, clock()) is None
     first, second = hooks.wait_for(2)
     assert first.headers["idempotency-key"] == second.headers["idempotency-key"] == "retry-me"
     done = row(database, outbox_id)
@@ -418,10 +424,10 @@ def test_a_503_is_retried_after_the_backoff_with_the_same_key(
         retry = session.scalars(select(NotificationLogRow).order_by(NotificationLogRow.id)).first()
     assert retry is not None
     assert retry.text == (
-        "Webhook to 127.0.0.1 (ann) failed (attempt 1); trying again in 5 s: "
-        "webhook answered HTTP 503: maintenance"
+        f"Webhook to 127.0.0.1 (ann) failed (attempt 1); trying again in "
+        f"{round(delay.total_seconds())} s: webhook answered HTTP 503: maintenance"
     )
-    assert retry.detail["next_attempt_at"] == (now + timedelta(seconds=5)).isoformat()
+    assert retry.detail["next_attempt_at"] == (now + delay).isoformat()
 
 
 def test_retry_after_pushes_the_next_attempt_back(
@@ -487,7 +493,10 @@ def test_exhausted_retries_fail_the_message_and_move_the_page_on(
         attempts += 1
     assert deadline == clock()
     assert attempts == len(hooks.requests) == 10
-    assert clock() - now == timedelta(minutes=50, seconds=5)
+    # The jittered backoff of each attempt, about 50 minutes in all.
+    waits = [retry_delay(n, key="hopeless") for n in range(1, 10)]
+    assert clock() - now == sum((w for w in waits if w is not None), timedelta())
+    assert timedelta(minutes=45) <= clock() - now <= timedelta(minutes=55)
     assert row(database, outbox_id).status == "failed"
     assert page_next_at(database, page_id) == clock()
 
@@ -611,7 +620,8 @@ def test_messages_are_sent_concurrently_in_batches(
         session.commit()
     hooks.delay(0.2, times=count)
     webhook = WebhookChannel()
-    sender = OutboxSender({"webhook": webhook}, owner="engine-1", batch=15, workers=20)
+    # A budget past the whole run: this test is about batches, not about yielding the loop.
+    sender = OutboxSender({"webhook": webhook}, owner="engine-1", batch=15, workers=20, budget=60.0)
     started = time.monotonic()
     assert sender.run(database, clock()) is None  # three batches, until nothing was left
     elapsed = time.monotonic() - started
@@ -642,7 +652,9 @@ def test_unknown_channels_and_crashing_channels(database: Database, clock: FakeC
     assert sms is not None
     assert crash is not None
     sender = OutboxSender({"webhook": Crashing()}, owner="engine-1")
-    assert sender.run(database, clock()) == clock() + timedelta(seconds=5)
+    delay = retry_delay(1, key="crash-1")
+    assert delay is not None
+    assert sender.run(database, clock()) == clock() + delay
     sender.close()
     assert row(database, sms).status == "failed"
     assert row(database, sms).last_error == "no channel named 'sms' is installed"

@@ -480,7 +480,9 @@ def test_profile_add_verify_and_remove_a_contact_method(web: Web, clock: FakeClo
 
 
 METHOD_REFUSALS = [
-    ({"type": "sms", "target": "+4912345"}, 422, "Choose email or webhook."),
+    ({"type": "pager", "target": "+4912345"}, 422, "Choose one of the contact method types."),
+    ({"type": "sms", "target": "4912345"}, 422, "is not a phone number in E.164 form"),
+    ({"type": "slack", "target": "@bob"}, 422, "is not a Slack member id"),
     ({"type": "email", "target": ""}, 422, "Give the address to reach you at."),
     ({"type": "email", "target": "not-an-address"}, 422, "is not an email address"),
     ({"type": "webhook", "target": "ftp://x.example/"}, 422, "is not an http(s) URL"),

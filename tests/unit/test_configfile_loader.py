@@ -194,8 +194,8 @@ def test_yaml_keys_are_always_text() -> None:
     assert errors_of("yes: 1\n") == [
         "yes: unknown section 'yes'; valid: severities, incident_roles, users, teams, "
         "schedules, escalation_policies, services, checklists, integrations, routes, "
-        "grouping, heartbeats, silences, maintenance_windows, inhibit_rules, channels "
-        "(line 1)"
+        "grouping, heartbeats, silences, maintenance_windows, inhibit_rules, channels, "
+        "webhooks, audiences, communication, message_templates (line 1)"
     ]
 
 

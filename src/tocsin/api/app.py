@@ -13,19 +13,26 @@ from prometheus_client import CollectorRegistry
 
 from tocsin import __version__
 from tocsin.api import admin, alerts, compat, errors, incidents, ingest, oncall, ops
+from tocsin.api import communications as communication_api
+from tocsin.api import slack as slack_interactions
 from tocsin.api.context import AppContext, Clock, utc_now
-from tocsin.api.links import link_settings
+from tocsin.api.links import link_settings, public_base_url
 from tocsin.api.middleware import GuardAndMeasure
 from tocsin.config import Settings
 from tocsin.core.durations import parse_duration
+from tocsin.engine.cadence import CadenceModule
 from tocsin.engine.coordination import EngineAlreadyRunning, SqliteEngineLock, instance_name
+from tocsin.engine.lifecycle_module import LifecycleModule
 from tocsin.engine.loop import Engine, Module, SelfManagedModule, listen_postgres
 from tocsin.engine.modules import HeartbeatModule, PayloadRetentionModule
 from tocsin.engine.oncall import EscalationModule, NotificationRuleModule
 from tocsin.engine.outbox_sender import OutboxSender
 from tocsin.engine.schedule_module import ScheduleModule
 from tocsin.notify.registry import ChannelRegistry
+from tocsin.services import comm_notices, lifecycle
+from tocsin.services.outgoing_webhooks import WebhookReactor
 from tocsin.storage.db import Database
+from tocsin.web import communications as communication_web
 from tocsin.web import views as web
 
 
@@ -65,6 +72,9 @@ def create_app(
     app.include_router(ingest.router)
     app.include_router(alerts.router)
     app.include_router(oncall.router)
+    app.include_router(communication_api.router)
+    app.include_router(slack_interactions.router)
+    app.include_router(communication_web.router)  # the incident page's update form
     web.install(app)
     app.add_middleware(GuardAndMeasure, max_body=settings.max_body_bytes, registry=registry)
     return app
@@ -114,16 +124,21 @@ def build_engine(ctx: AppContext, registry: CollectorRegistry | None) -> Engine:
     )
     # Order matters within a cycle: a heartbeat raises an alert, its escalation fires a step,
     # the step's pages queue messages, the sender sends them: one wake-up, one pass.
-    # Order matters within a cycle: a heartbeat raises an alert, its escalation fires a step,
-    # the step's pages queue messages, the sender sends them: one wake-up, one pass.
+    base_url = public_base_url(ctx.settings)
     modules: list[Module | SelfManagedModule] = [
         HeartbeatModule(),
         ScheduleModule(),
         EscalationModule(),
         NotificationRuleModule(link_settings(ctx.settings)),
+        CadenceModule(base_url),
+        # Lifecycle events become outgoing webhooks and stakeholder notices here, just before
+        # the sender, so they leave in the same cycle as the change that made them.
+        LifecycleModule([WebhookReactor(base_url), comm_notices.reactor(base_url)]),
         OutboxSender(ChannelRegistry(), owner=instance_name(), clock=ctx.clock),
         PayloadRetentionModule(retention),
     ]
+    # A commit that emitted lifecycle events wakes this engine (in-process, on SQLite too).
+    lifecycle.wake_on_commit(ctx.waker)
     return Engine(
         ctx.db, ctx.clock, modules, waker=ctx.waker, registry=registry, exclusive=exclusive
     )

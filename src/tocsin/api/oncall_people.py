@@ -61,12 +61,20 @@ def check_reader(actor: Actor | None) -> None:
 
 
 def method_out(row: ContactMethodRow) -> sch.ContactMethodOut:
+    field = cm.TARGET_FIELDS.get(row.type, "url")
+
+    def target(name: str) -> str | None:
+        return row.target if name == field else None
+
     return sch.ContactMethodOut(
         id=row.id,
         user=row.user_id,
         type=row.type,
-        address=row.target if row.type == "email" else None,
-        url=row.target if row.type != "email" else None,
+        address=target("address"),
+        url=target("url"),
+        number=target("number"),
+        member=target("member"),
+        topic=target("topic"),
         name=row.name,
         source=row.source,
         verified=row.verified_at is not None,
@@ -117,14 +125,15 @@ def list_methods(user_id: UserId, ctx: Ctx, actor: Reader) -> Response:
 async def add_method(
     user_id: UserId, body: sch.ContactMethodCreate, ctx: Ctx, actor: Reader
 ) -> Response:
-    wanted, other = ("address", "url") if body.type == "email" else ("url", "address")
+    wanted = cm.TARGET_FIELDS[body.type]
     target = getattr(body, wanted)
     if target is None:
         raise InvalidInput(f"a {body.type} contact method needs `{wanted}`", field=wanted)
-    if getattr(body, other) is not None:
-        raise InvalidInput(
-            f"a {body.type} contact method takes `{wanted}`, not `{other}`", field=other
-        )
+    for other in sorted(set(cm.TARGET_FIELDS.values()) - {wanted}):
+        if getattr(body, other) is not None:
+            raise InvalidInput(
+                f"a {body.type} contact method takes `{wanted}`, not `{other}`", field=other
+            )
     secret = links_of(ctx).secret
 
     def job(session: Session) -> sch.ContactMethodOut:

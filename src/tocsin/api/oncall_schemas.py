@@ -236,9 +236,18 @@ class NotificationsOut(BaseModel):
 class ContactMethodCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    type: Literal["email", "webhook"]
+    type: Literal["email", "webhook", "sms", "voice", "slack", "ntfy"]
     address: Annotated[str, Field(max_length=320), NoNul] | None = None
     url: Annotated[str, Field(max_length=2048), NoNul] | None = None
+    number: Annotated[str, Field(max_length=32), NoNul] | None = Field(
+        None, description="sms and voice: E.164, such as +14155550100"
+    )
+    member: Annotated[str, Field(max_length=32), NoNul] | None = Field(
+        None, description="slack: the Slack member id, such as U024BE7LH"
+    )
+    topic: Annotated[str, Field(max_length=2048), NoNul] | None = Field(
+        None, description="ntfy: a topic name or a whole topic URL"
+    )
     name: Annotated[str, Field(max_length=200), NoNul] = ""
 
 
@@ -248,6 +257,9 @@ class ContactMethodOut(BaseModel):
     type: str
     address: str | None
     url: str | None
+    number: str | None = None
+    member: str | None = None
+    topic: str | None = None
     name: str
     source: str = Field(description="config (declared by an admin) or user (added by its owner)")
     verified: bool

@@ -274,10 +274,11 @@ def user_set_password(
 
 
 def _register_extensions() -> None:
-    from tocsin.cli import alert_cmds, config_cmds, incident_cmds, oncall_cmds
+    from tocsin.cli import alert_cmds, comm_cmds, config_cmds, incident_cmds, oncall_cmds
 
     config_cmds.register(app)
     incident_cmds.register(app)
+    comm_cmds.register(app)
     alert_cmds.register(app)
     oncall_cmds.register(app)
 

@@ -389,10 +389,25 @@ def list_methods(
     out.print(show.methods_table(page["items"]) if page["items"] else "no contact methods")
 
 
+# The API field of each contact method type's target (services.contact_methods.TARGET_FIELDS).
+_TARGET_FIELDS = {
+    "email": "address", "webhook": "url", "sms": "number", "voice": "number",
+    "slack": "member", "ntfy": "topic",
+}  # fmt: skip
+
+
 @method_app.command("add")
 def add_method(
-    kind: Annotated[str, typer.Argument(metavar="TYPE", help="email or webhook.")],
-    target: Annotated[str, typer.Argument(metavar="ADDRESS", help="Email address or URL.")],
+    kind: Annotated[
+        str, typer.Argument(metavar="TYPE", help="email, webhook, sms, voice, slack or ntfy.")
+    ],
+    target: Annotated[
+        str,
+        typer.Argument(
+            metavar="ADDRESS",
+            help="Email address, URL, phone number (+14155550100), Slack member id or ntfy topic.",
+        ),
+    ],
     name: Annotated[str, typer.Option("--name", help="A label, e.g. Work phone.")] = "",
     user: UserOpt = "me",
     server: Server = DEFAULT_SERVER,
@@ -401,15 +416,15 @@ def add_method(
 ) -> None:
     """Add a contact method; a code is sent to it, enter it with `verify`."""
     kind = kind.strip().lower()
-    if kind not in ("email", "webhook"):
-        raise _fail(f"unknown type {kind!r}; valid: email, webhook")
-    body = {"type": kind, "address" if kind == "email" else "url": target, "name": name}
+    if kind not in _TARGET_FIELDS:
+        raise _fail(f"unknown type {kind!r}; valid: {', '.join(_TARGET_FIELDS)}")
+    body = {"type": kind, _TARGET_FIELDS[kind]: target, "name": name}
     with _api(server, token) as api:
         made = api.post(_methods(user), body)
     if as_json:
         _json(made)
         return
-    out.print(f"added {made['type']} {made['address'] or made['url']} as {made['id']}")
+    out.print(f"added {made['type']} {made[_TARGET_FIELDS[kind]]} as {made['id']}")
     out.print(f"a verification code was sent; run: tocsin contact-method verify {made['id']} CODE")
 
 

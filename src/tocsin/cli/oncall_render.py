@@ -220,6 +220,9 @@ def notifications_view(data: dict[str, Any]) -> Group:
     return Group(*parts)
 
 
+_TARGETS = ("address", "url", "number", "member", "topic")
+
+
 def methods_table(items: Iterable[dict[str, Any]]) -> Table:
     """Return contact methods: id, type, address, name, verified, source."""
     table = Table("ID", "Type", "Address", "Name", "Verified", "From")
@@ -227,7 +230,7 @@ def methods_table(items: Iterable[dict[str, Any]]) -> Table:
         table.add_row(
             Text(item["id"], style="bold"),
             Text(item["type"]),
-            Text(item["address"] or item["url"] or "-"),
+            Text(next((item[k] for k in _TARGETS if item.get(k)), "-")),
             Text(item["name"] or "-"),
             Text("yes", style="green") if item["verified"] else Text("no", style="yellow"),
             Text(item["source"]),

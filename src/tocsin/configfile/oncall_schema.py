@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 from datetime import date, timedelta
+from email.utils import parseaddr
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
@@ -20,10 +21,16 @@ from tocsin.configfile.types import (
     check_time_zone,
 )
 from tocsin.core.durations import parse_duration
+from tocsin.core.throttle import parse_throttle
+from tocsin.services.contact_methods import TARGET_FIELDS
 
 Email = Annotated[str, Field(max_length=320), AfterValidator(check_email)]
 TimeZone = Annotated[str, Field(max_length=64), AfterValidator(check_time_zone)]
 _TARGET = re.compile(r"(user|schedule|team):([A-Za-z0-9][A-Za-z0-9._-]*)")
+_E164 = re.compile(r"\+[1-9][0-9]{1,14}")
+_ADDRESS = re.compile(r"[^@\s]+@[^@\s]+")
+_MEMBER = re.compile(r"[UW][A-Z0-9]{2,}")
+_TOPIC = re.compile(r"[-_A-Za-z0-9]{1,64}")
 TARGET_KINDS = {"user": "users", "schedule": "schedules", "team": "teams"}
 
 
@@ -57,6 +64,39 @@ Url = Annotated[str, Field(max_length=2048), AfterValidator(_url)]
 Target = Annotated[str, Field(max_length=80), AfterValidator(_target)]
 
 
+def _slack_member(value: str) -> str:
+    if not _MEMBER.fullmatch(value):
+        raise ValueError(f"{value!r} is not a Slack member id (such as U024BE7LH)")
+    return value
+
+
+def _ntfy_topic(value: str) -> str:
+    if not _TOPIC.fullmatch(value) and urlsplit(value).scheme not in ("http", "https"):
+        raise ValueError(f"{value!r} is not an ntfy topic (letters, digits, - and _) or topic URL")
+    return value
+
+
+def _phone(value: str) -> str:
+    if not _E164.fullmatch(value):
+        raise ValueError(f"{value!r} is not a phone number in E.164 form, such as +14155550100")
+    return value
+
+
+def _sender(value: str) -> str:
+    address = parseaddr(value)[1]
+    if "\n" in value or "\r" in value or not address or not _ADDRESS.fullmatch(address):
+        raise ValueError(
+            f'{value!r} is not a sender address (write a@example.com or "Name <a@example.com>")'
+        )
+    return value
+
+
+Phone = Annotated[str, Field(max_length=16), AfterValidator(_phone)]
+Sender = Annotated[str, Field(max_length=320), AfterValidator(_sender)]
+SlackMember = Annotated[str, Field(max_length=32), AfterValidator(_slack_member)]
+NtfyTopic = Annotated[str, Field(max_length=2048), AfterValidator(_ntfy_topic)]
+
+
 def split_target(target: str) -> tuple[str, str]:
     """Return (kind, id) of a target such as schedule:primary."""
     kind, _, key = target.partition(":")
@@ -70,25 +110,28 @@ class ContactMethodSpec(Spec):
     noun = "contact method"
 
     id: Id
-    type: Literal["email", "webhook"]
+    type: Literal["email", "webhook", "sms", "voice", "slack", "ntfy"]
     address: Email | None = None
     url: Url | None = None
+    number: Phone | None = None
+    member: SlackMember | None = None
+    topic: NtfyTopic | None = None
     name: Annotated[str, Field(max_length=200)] = ""
 
     @model_validator(mode="after")
     def _target_fits_type(self) -> ContactMethodSpec:
-        wanted = {"email": "address", "webhook": "url"}[self.type]
+        wanted = TARGET_FIELDS[self.type]
         if getattr(self, wanted) is None:
             raise ValueError(f"a {self.type} contact method needs `{wanted}`")
-        other = "url" if wanted == "address" else "address"
-        if getattr(self, other) is not None:
-            raise ValueError(f"a {self.type} contact method takes `{wanted}`, not `{other}`")
+        for other in sorted(set(TARGET_FIELDS.values()) - {wanted}):
+            if getattr(self, other) is not None:
+                raise ValueError(f"a {self.type} contact method takes `{wanted}`, not `{other}`")
         return self
 
     def target(self) -> str:
-        """Return the address or URL, whichever the type uses."""
-        value = self.address if self.type == "email" else self.url
-        assert value is not None
+        """Return the address, URL, number, member id or topic, whichever the type uses."""
+        value = getattr(self, TARGET_FIELDS[self.type])
+        assert isinstance(value, str)
         return value
 
 
@@ -239,16 +282,96 @@ class EscalationPolicySpec(Spec):
 # --- outgoing channels ---
 
 
-class EmailChannelSpec(Spec):
+def _throttle(value: str) -> str:
+    parse_throttle(value)  # the outbox sender's own reading, so apply rejects what it would skip
+    return value
+
+
+# At most N messages per period to one destination ("1/minute", "10/h", or "off"); the outbox
+# sender waits, and bundles what piles up, when a destination is over it.
+Throttle = Annotated[
+    str,
+    # YAML reads a bare `off` as false.
+    BeforeValidator(lambda value: "off" if value is False else value),
+    Field(max_length=32),
+    AfterValidator(_throttle),
+]
+Timeout = Annotated[float, Field(gt=0, le=300)]
+Secret = Annotated[str, Field(min_length=1, max_length=1000)]
+
+
+class ChannelSpecBase(Spec):
+    throttle: Throttle | None = None
+
+
+class EmailChannelSpec(ChannelSpecBase):
     host: Annotated[str, Field(min_length=1, max_length=255)]
     port: Annotated[int, Field(ge=1, le=65535)] = 25
-    from_: Annotated[Email, Field(alias="from")]
+    from_: Annotated[Sender, Field(alias="from")]
     tls: Literal["none", "starttls", "ssl"] = "none"
     username: str | None = None
     password: str | None = None
-    timeout: Annotated[float, Field(gt=0, le=300)] = 10.0
+    timeout: Timeout = 10.0
     verify: bool = True
+
+
+class SlackChannelSpec(ChannelSpecBase):
+    token: Secret | None = None
+    api_url: Url = "https://slack.com/api/"
+    signing_secret: Secret | None = None
+    webhook_url: Url | None = None
+    timeout: Timeout = 10.0
+
+    @model_validator(mode="after")
+    def _can_post(self) -> SlackChannelSpec:
+        if self.token is None and self.webhook_url is None:
+            raise ValueError(
+                "set `token` (a bot token, for the Web API) or `webhook_url` (an incoming "
+                "webhook), or both"
+            )
+        return self
+
+
+def _account_sid(value: str) -> str:
+    if not value.startswith("AC") or len(value) < 3 or not value.isalnum():
+        raise ValueError(f"{value!r} is not a Twilio account SID (AC, then letters and digits)")
+    return value
+
+
+class TwilioSpec(Spec):
+    """The Twilio account behind the sms and voice channels."""
+
+    account_sid: Annotated[str, Field(max_length=64), AfterValidator(_account_sid)]
+    auth_token: Secret
+    from_: Annotated[Phone, Field(alias="from")]
+    api_url: Url = "https://api.twilio.com"
+    timeout: Timeout = 10.0
+
+
+class NtfyChannelSpec(ChannelSpecBase):
+    url: Url = "https://ntfy.sh"
+    token: Secret | None = None
+    timeout: Timeout = 10.0
+
+
+class WebhookChannelSpec(ChannelSpecBase):
+    """Teams, Mattermost and generic webhooks: the URL is each message's destination."""
+
+    timeout: Timeout = 10.0
+
+
+class MattermostChannelSpec(WebhookChannelSpec):
+    username: Annotated[str, Field(min_length=1, max_length=64)] | None = None
 
 
 class ChannelsSpec(Spec):
     email: EmailChannelSpec | None = None
+    slack: SlackChannelSpec | None = None
+    teams: WebhookChannelSpec | None = None
+    mattermost: MattermostChannelSpec | None = None
+    webhook: WebhookChannelSpec | None = None
+    twilio: TwilioSpec | None = None
+    # sms and voice send through `twilio`; their own entries hold only the throttle.
+    sms: ChannelSpecBase | None = None
+    voice: ChannelSpecBase | None = None
+    ntfy: NtfyChannelSpec | None = None

@@ -23,6 +23,7 @@ from tocsin.configfile.schema import ChannelSpec
 from tocsin.configfile.sections import Current, Fields, Ref, Section, _RowSection
 from tocsin.configfile.types import Spec
 from tocsin.core.durations import format_duration, parse_duration
+from tocsin.services.contact_methods import TARGET_FIELDS
 from tocsin.storage.oncall_tables import (
     IMPORTED_CALENDAR,
     ChannelSettingsRow,
@@ -138,7 +139,7 @@ class UserSection(_RowSection):
                 session.add(row)
             row.user_id = key
             row.type = entry["type"]
-            row.target = entry.get("address") or entry["url"]
+            row.target = entry[TARGET_FIELDS[entry["type"]]]
             row.name = entry.get("name", "")
             # Declared by an admin in the config: trusted as it is, no code sent.
             row.source = "config"
@@ -178,7 +179,7 @@ class UserSection(_RowSection):
 
 def _method_entry(method_id: str, kind: str, target: str, name: str) -> dict[str, Any]:
     entry: dict[str, Any] = {"id": method_id, "type": kind}
-    entry["address" if kind == "email" else "url"] = target
+    entry[TARGET_FIELDS.get(kind, "url")] = target
     if name:
         entry["name"] = name
     return entry

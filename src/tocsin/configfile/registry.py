@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+from tocsin.configfile.comm_sections import (
+    AudienceSection,
+    CommunicationSection,
+    MessageTemplateSection,
+)
 from tocsin.configfile.oncall_sections import (
     ChannelSection,
     EscalationPolicySection,
@@ -23,6 +28,7 @@ from tocsin.configfile.sections import (
     SilenceSection,
     TeamSection,
 )
+from tocsin.configfile.webhook_sections import WebhookSection
 
 # Apply order: a section comes after the sections it refers to (foreign keys); it is also the
 # order of ConfigDocument's fields, which export follows.
@@ -43,4 +49,8 @@ SECTIONS: tuple[Section, ...] = (
     MaintenanceWindowSection(),
     InhibitRuleSection(),
     ChannelSection(),
+    WebhookSection(),
+    AudienceSection(),
+    CommunicationSection(),
+    MessageTemplateSection(),
 )

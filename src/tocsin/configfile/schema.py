@@ -25,6 +25,11 @@ from pydantic import (
     model_validator,
 )
 
+from tocsin.configfile.comm_schema import (
+    AudienceSpec,
+    CommunicationRuleSpec,
+    MessageTemplateSpec,
+)
 from tocsin.configfile.oncall_schema import (
     ChannelsSpec,
     EscalationPolicySpec,
@@ -46,6 +51,7 @@ from tocsin.configfile.types import (
     to_duration,
     to_timestamp,
 )
+from tocsin.configfile.webhook_schema import WebhookSpec
 from tocsin.core.alerts import DeclareRule, parse_matchers
 from tocsin.ingest.generic import compile_mapping
 from tocsin.services.alerting_config import parse_rate_limit
@@ -448,6 +454,10 @@ class ConfigDocument(BaseModel):
     maintenance_windows: list[MaintenanceWindowSpec] | None = None
     inhibit_rules: list[InhibitRuleSpec] | None = None
     channels: ChannelsSpec | None = None
+    webhooks: list[WebhookSpec] | None = None
+    audiences: list[AudienceSpec] | None = None
+    communication: list[CommunicationRuleSpec] | None = None
+    message_templates: list[MessageTemplateSpec] | None = None
 
     _lines: dict[str, int] = PrivateAttr(default_factory=dict)
     _source: str = PrivateAttr(default="<config>")

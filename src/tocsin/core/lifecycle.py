@@ -52,3 +52,23 @@ class LifecycleEvent:
     subject_id: int
     actor: str
     data: Mapping[str, Any] = field(default_factory=dict)
+
+
+# Subscriptions (outgoing webhooks) choose events by kind, by subject ("incident.*") or all.
+ALL_EVENTS = "*"
+SUBJECT_PATTERNS = ("incident.*", "alert_group.*", "status_page.*")
+PATTERNS = (ALL_EVENTS, *SUBJECT_PATTERNS, *KINDS)
+
+
+def kind_matches(pattern: str, kind: str) -> bool:
+    """Return whether an event kind matches a pattern: a kind, "incident.*" or "*"."""
+    if pattern == ALL_EVENTS:
+        return True
+    if pattern.endswith(".*"):
+        return kind.startswith(pattern[:-1])
+    return pattern == kind
+
+
+def subject_path(subject_type: str, subject_id: int) -> str:
+    """Return the web path of an event's subject (/incidents/42, /alerts/7)."""
+    return f"/incidents/{subject_id}" if subject_type == INCIDENT else f"/alerts/{subject_id}"

@@ -43,7 +43,17 @@ class Channel(Protocol):
     """A way to reach people. send() returns the provider's id for the message, if any.
 
     send() is called from several threads at once and must be thread-safe. It raises
-    DeliveryError for every failure it understands; anything else counts as retryable.
+    DeliveryError for every failure it understands; anything else counts as retryable:
+
+    * retryable=True when a later attempt may succeed: the peer is unreachable, slow, busy
+      (HTTP 5xx, SMTP 4xx) or rate-limiting (429, with `retry_after` when it said how long);
+    * retryable=False when only a person can fix it: bad credentials, an unknown destination,
+      a refusal (most 4xx), or a channel that is not set up; the message says what to fix.
+
+    A plug-in channel is a package with an entry point in the group `tocsin.notifiers` naming a
+    factory `(settings: Mapping | None) -> Channel`, given the JSON of its `channels.<name>`
+    config entry. It may also have close(), called when its settings change or at shutdown.
+    tests/integration/test_notify_contract.py is the suite a channel is expected to pass.
     """
 
     name: str

@@ -4,6 +4,11 @@ Every message carries a Message-ID derived from its idempotency key, so a messag
 (a retry after a lost reply, a sender killed mid-send) is the same message to the receiving
 mail system, and the key itself in `X-Tocsin-Idempotency-Key` for filters and tests.
 
+payload["email"] = {"html": str | None, "thread": str | None} adds an HTML alternative to the
+text, and puts the message in a thread: every message of thread "incident-42" answers the same
+root Message-ID (In-Reply-To and References), derived from the thread's name. The root itself
+is never sent, as with other tools' notification mail; clients thread on the reference alone.
+
 SMTP says which failures are worth retrying: 4xx replies are transient, 5xx are permanent.
 A server that cannot be reached or drops the connection is retried.
 """
@@ -12,12 +17,12 @@ from __future__ import annotations
 
 import smtplib
 import ssl
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from email.message import EmailMessage
 from email.utils import formatdate, parseaddr
-from typing import Literal
+from typing import Any, Literal
 
 from tocsin.notify.base import DeliveryError, OutgoingMessage
 
@@ -74,6 +79,11 @@ def message_id(key: str) -> str:
     return f"<{left or '=00'}@{MESSAGE_ID_DOMAIN}>"
 
 
+def thread_id(thread: str) -> str:
+    """Return the root Message-ID every message of a thread refers to."""
+    return message_id(f"thread:{thread}")
+
+
 def _one_line(text: str) -> str:
     # Header values may not contain line breaks (header injection); fold them to spaces.
     return " ".join(text.split())
@@ -88,7 +98,7 @@ class EmailChannel:
         self.settings = settings
 
     def build(self, message: OutgoingMessage) -> EmailMessage:
-        """Return the email for a message: text body, optional HTML from payload["html"]."""
+        """Return the email for a message: text, optional HTML, optional thread references."""
         email = EmailMessage()
         try:
             email["From"] = self.settings.from_address
@@ -101,8 +111,15 @@ class EmailChannel:
         email["X-Tocsin-Idempotency-Key"] = _one_line(message.key)
         # Automated mail: out-of-office responders must not answer it (RFC 3834).
         email["Auto-Submitted"] = "auto-generated"
+        options = _options(message.payload)
+        thread = options.get("thread")
+        if isinstance(thread, str) and thread:
+            root = thread_id(thread)
+            email["In-Reply-To"] = root
+            email["References"] = root
         email.set_content(message.body or message.title)
-        html = message.payload.get("html")
+        # payload["html"] is where pages of the on-call release put it.
+        html = options.get("html") or message.payload.get("html")
         if isinstance(html, str) and html:
             email.add_alternative(html, subtype="html")
         return email
@@ -153,6 +170,11 @@ class EmailChannel:
             with suppress(smtplib.SMTPException, OSError):
                 smtp.quit()
             smtp.close()
+
+
+def _options(payload: Mapping[str, Any]) -> Mapping[str, Any]:
+    options = payload.get("email")
+    return options if isinstance(options, Mapping) else {}
 
 
 def _tls_context(settings: SmtpSettings) -> ssl.SSLContext:

@@ -12,11 +12,12 @@ from typing import Any
 from sqlalchemy import insert, select, update
 from sqlalchemy.orm import Session
 
+from tocsin.core import lifecycle as kinds
 from tocsin.core.actors import Actor
 from tocsin.core.alerts import AlertStatus, parse_matchers
 from tocsin.core.errors import IllegalTransition, InvalidInput, NotFound
 from tocsin.core.incidents import Status
-from tocsin.services import alerting_config, catalog, escalations, incidents, timeline
+from tocsin.services import alerting_config, catalog, escalations, incidents, lifecycle, timeline
 from tocsin.services.ingest import declare_groups
 from tocsin.storage.tables import (
     AlertGroupRow,
@@ -115,6 +116,7 @@ def acknowledge(session: Session, actor: Actor, now: datetime, group_id: int) ->
         _log(session, group, actor, now, "acknowledged", "")
         _log_alerts(session, group, actor, now, "acknowledged", ids)
         escalations.acknowledge(session, escalations.GROUP, [group.id], now, actor.id)
+        _told(session, group, kinds.ALERT_GROUP_ACKNOWLEDGED, actor, now)
         _incident_note(
             session,
             group,
@@ -149,10 +151,16 @@ def resolve(session: Session, actor: Actor, now: datetime, group_id: int) -> Ale
     _log(session, group, actor, now, "resolved", "")
     _log_alerts(session, group, actor, now, "resolved", ids)
     escalations.resolve(session, escalations.GROUP, [group.id], now, actor.id)
+    _told(session, group, kinds.ALERT_GROUP_RESOLVED, actor, now)
     _incident_note(
         session, group, actor, now, "alert_group_resolved", f"Alert group {group.id} resolved"
     )
     return group
+
+
+def _told(session: Session, group: AlertGroupRow, kind: str, actor: Actor, now: datetime) -> None:
+    lifecycle.emit(session, kind=kind, subject_type=kinds.ALERT_GROUP, subject_id=group.id,
+                   actor=actor.id, now=now, data=lifecycle.group_data(group))  # fmt: skip
 
 
 def group_matchers(session: Session, group: AlertGroupRow) -> dict[str, str]:

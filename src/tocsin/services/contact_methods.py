@@ -29,7 +29,16 @@ from tocsin.services import outbox
 from tocsin.storage.oncall_tables import ContactMethodRow, NotificationRuleRow, OutboxRow
 from tocsin.storage.tables import UserRow
 
-TYPES = ("email", "webhook")
+TYPES = ("email", "webhook", "sms", "voice", "slack", "ntfy")
+# The field that holds a method's target, per type, in the config file, API and CLI.
+TARGET_FIELDS = {
+    "email": "address",
+    "webhook": "url",
+    "sms": "number",
+    "voice": "number",
+    "slack": "member",
+    "ntfy": "topic",
+}
 URGENCIES = ("high", "low")
 CODE_TTL = timedelta(minutes=15)
 MAX_ATTEMPTS = 5
@@ -39,6 +48,9 @@ MAX_RULE_DELAY = timedelta(days=1)
 MAX_METHODS = 20
 VERIFICATION = "verification"
 _EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
+_E164 = re.compile(r"\+[1-9][0-9]{1,14}")
+_SLACK_MEMBER = re.compile(r"[UW][A-Z0-9]{2,}")
+_NTFY_TOPIC = re.compile(r"[-_A-Za-z0-9]{1,64}")
 
 
 class Conflict(DomainError):
@@ -96,16 +108,41 @@ def method(session: Session, user_id: str, method_id: str) -> ContactMethodRow:
 
 
 def check_target(kind: str, target: str) -> str:
-    """Return a cleaned address or URL for a method type, or raise InvalidInput."""
+    """Return a cleaned target (address, URL, number, member id, topic) or raise InvalidInput."""
     target = target.strip()
     if kind == "email":
         if not _EMAIL.fullmatch(target) or len(target) > 320:
             raise InvalidInput(f"{target!r} is not an email address", field="address")
         return target
-    if kind == "webhook":
+    if kind == "webhook" or (kind == "ntfy" and "/" in target):
         parts = urlsplit(target)
         if parts.scheme not in ("http", "https") or not parts.hostname or len(target) > 2048:
-            raise InvalidInput(f"{target!r} is not an http(s) URL", field="url")
+            raise InvalidInput(f"{target!r} is not an http(s) URL", field=TARGET_FIELDS[kind])
+        return target
+    if kind in ("sms", "voice"):
+        number = "".join(target.split()).replace("-", "")
+        if not _E164.fullmatch(number):
+            raise InvalidInput(
+                f"{target!r} is not a phone number in E.164 form: + country code and number, "
+                "such as +14155550100",
+                field="number",
+            )
+        return number
+    if kind == "slack":
+        if not _SLACK_MEMBER.fullmatch(target):
+            raise InvalidInput(
+                f"{target!r} is not a Slack member id (such as U024BE7LH; in Slack: your "
+                "profile, ⋮, Copy member ID)",
+                field="member",
+            )
+        return target
+    if kind == "ntfy":
+        if not _NTFY_TOPIC.fullmatch(target):
+            raise InvalidInput(
+                f"{target!r} is not an ntfy topic (letters, digits, - and _, at most 64) or "
+                "topic URL",
+                field="topic",
+            )
         return target
     raise InvalidInput(f"unknown contact method type {kind!r}", field="type", valid=TYPES)
 
@@ -125,7 +162,7 @@ def add(
     existing = methods(session, user.id)
     for other in existing:
         if other.type == kind and other.target == target:
-            field = "address" if kind == "email" else "url"
+            field = TARGET_FIELDS[kind]
             raise InvalidInput(f"{target!r} is already contact method {other.id!r}", field=field)
     if len(existing) >= MAX_METHODS:
         raise InvalidInput(f"a user may have at most {MAX_METHODS} contact methods", field="type")

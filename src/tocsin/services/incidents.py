@@ -16,6 +16,7 @@ from sqlalchemy import delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from tocsin.core import lifecycle as kinds
 from tocsin.core.actors import Actor, Scope
 from tocsin.core.errors import DomainError, Forbidden, InvalidInput, NotFound, VersionConflict
 from tocsin.core.incidents import (
@@ -27,7 +28,7 @@ from tocsin.core.incidents import (
     milestones_after_transition,
 )
 from tocsin.core.severity import Severity, resolve_severity
-from tocsin.services import catalog, escalations
+from tocsin.services import catalog, escalations, lifecycle
 from tocsin.services.timeline import record
 from tocsin.storage.tables import (
     ChecklistItemRow,
@@ -194,6 +195,10 @@ def declare_many(
             )
         )
     session.execute(insert(TimelineEventRow), events)
+    lifecycle.emit_many(session, [
+        lifecycle.declared(i, v.actor.id, v.now, row, v.services, v.roles.get("commander"))
+        for i, v, row in zip(ids, valid, rows, strict=True)
+    ])  # fmt: skip
     position = 0
     for incident_id, v, row in zip(ids, valid, rows, strict=True):
         texts = catalog.checklist_template(session, v.severity.name)
@@ -335,6 +340,7 @@ def acknowledge(session: Session, actor: Actor, now: datetime, incident_id: int)
     else:
         incident.acknowledged_at = now
         escalations.acknowledge(session, escalations.INCIDENT, [incident.id], now, actor.id)
+    lifecycle.incident_changed(session, incident, actor.id, now, kinds.INCIDENT_ACKNOWLEDGED)
     _touch(incident, now)
     return incident
 
@@ -459,6 +465,12 @@ def _transition(
         text + (f": {note}" if note else ""),
         data,
     )
+    # Every move is a status change; reaching resolved is also an event of its own.
+    told = [kinds.INCIDENT_STATUS_CHANGED]
+    if status == Status.RESOLVED:
+        told.append(kinds.INCIDENT_RESOLVED)
+    change = {"from": current.value, "to": status.value, "note": note}
+    lifecycle.incident_changed(session, incident, actor.id, now, *told, extra=change)
     return True
 
 
@@ -475,6 +487,8 @@ def _change_severity(
         f"Severity changed from {old} to {severity.name}",
         {"old": old, "new": severity.name},
     )  # fmt: skip
+    lifecycle.incident_changed(session, incident, actor.id, now, kinds.INCIDENT_SEVERITY_CHANGED,
+                               extra={"from": old, "to": severity.name})  # fmt: skip
     # The new level's checklist items join the list; ticked items of the old level stay.
     _add_checklist(session, incident.id, severity.name)
     return True

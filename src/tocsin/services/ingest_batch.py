@@ -32,7 +32,13 @@ from tocsin.core.alerts import (
     route,
     suppression,
 )
-from tocsin.services import alert_templates, escalations
+from tocsin.core.lifecycle import (
+    ALERT_GROUP,
+    ALERT_GROUP_ACKNOWLEDGED,
+    ALERT_GROUP_RESOLVED,
+    ALERT_GROUP_TRIGGERED,
+)
+from tocsin.services import alert_templates, escalations, lifecycle
 from tocsin.services.alerting_config import (
     AlertingConfig,
     active_noise_control,
@@ -476,6 +482,7 @@ class _Batch:
             getattr(escalations, change)(
                 self.session, escalations.GROUP, ids, self.now, "integration"
             )
+        lifecycle.emit_many(self.session, group_events(changes, self.now))
 
     def _insert_new_groups(
         self, new_groups: list[_Group], everything: list[_Alert]
@@ -605,6 +612,28 @@ def _escalation_change(previous: str, status: AlertStatus, *, new: bool) -> str 
     if status in (AlertStatus.RESOLVED, AlertStatus.SUPPRESSED):
         return "resolve"
     return None
+
+
+_TOLD = {
+    "start": ALERT_GROUP_TRIGGERED,
+    "acknowledge": ALERT_GROUP_ACKNOWLEDGED,
+    "resolve": ALERT_GROUP_RESOLVED,
+}
+
+
+def group_events(
+    changes: Mapping[str, list[dict[str, Any]]], now: datetime
+) -> list[lifecycle.NewEvent]:
+    """Return the lifecycle events of the batch's group status changes (one insert for all)."""
+    told = []
+    for change, kind in _TOLD.items():
+        for row in changes.get(change, ()):
+            # A suppressed group stops paging too, but it was not resolved.
+            if change == "resolve" and row["status"] != AlertStatus.RESOLVED:
+                continue
+            data = lifecycle.group_data(row)
+            told.append(lifecycle.NewEvent(kind, ALERT_GROUP, row["id"], "integration", now, data))
+    return told
 
 
 def group_subject(row: Mapping[str, Any]) -> escalations.Subject:

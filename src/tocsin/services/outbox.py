@@ -12,22 +12,30 @@ The caller owns the transaction, as everywhere: nothing here commits.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
-from sqlalchemy import case, func, or_, select, update
+from sqlalchemy import case, func, insert, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
+from tocsin.core.actors import SYSTEM
+from tocsin.services import timeline
 from tocsin.storage.oncall_tables import NotificationLogRow, OutboxRow, PageRow
+from tocsin.storage.tables import IncidentRow
 
 PENDING = "pending"
 SENT = "sent"
 FAILED = "failed"
+PAGE = "page"
 # last_error keeps the start of an error; receivers can answer with whole HTML pages.
 ERROR_CHARS = 1000
-CHANNEL_NAMES = {"email": "Email", "webhook": "Webhook"}
+CHANNEL_NAMES = {
+    "email": "Email", "webhook": "Webhook", "slack": "Slack", "teams": "Microsoft Teams",
+    "mattermost": "Mattermost", "sms": "SMS", "voice": "Voice call", "ntfy": "ntfy",
+}  # fmt: skip
 
 
 def enqueue(
@@ -82,10 +90,15 @@ def enqueue(
     return session.execute(statement).scalar_one_or_none()
 
 
-def enqueue_many(session: Session, messages: Sequence[Mapping[str, Any]]) -> dict[str, int]:
+def enqueue_many(
+    session: Session, messages: Sequence[Mapping[str, Any]], *, ids: bool = True
+) -> dict[str, int]:
     """Queue several messages in one statement; return the ids of the new ones by key.
 
-    Each mapping has enqueue()'s keyword arguments; keys queued before are skipped.
+    Each mapping has enqueue()'s keyword arguments; keys queued before are skipped. With
+    ids=False nothing is returned ({}), and thousands of messages go in much faster: a plain
+    executemany, which psycopg pipelines, instead of multi-row INSERT … RETURNING statements
+    too long for its statement cache.
     """
     if not messages:
         return {}
@@ -112,23 +125,32 @@ def enqueue_many(session: Session, messages: Sequence[Mapping[str, Any]]) -> dic
         for m in messages
     ]
     dialect = postgresql if _is_postgres(session) else sqlite
-    out: dict[str, int] = {}
-    # 17 columns a row: 500 rows stay well under SQLite's 32,766 bound parameters.
-    for start in range(0, len(rows), 500):
-        statement = (
-            dialect.insert(OutboxRow)
-            .values(rows[start : start + 500])
-            .on_conflict_do_nothing(index_elements=[OutboxRow.idempotency_key])
-            .returning(OutboxRow.idempotency_key, OutboxRow.id)
+    if not ids:
+        insert_new = dialect.insert(OutboxRow).on_conflict_do_nothing(
+            index_elements=[OutboxRow.idempotency_key]
         )
-        out.update((key, row_id) for key, row_id in session.execute(statement).all())
-    return out
+        session.execute(insert_new, rows)
+        return {}
+    # One statement with the rows as executemany parameters: SQLAlchemy sends them as
+    # multi-row INSERTs ("insertmanyvalues", in batches under the drivers' limits) and
+    # compiles the statement once, where .values(rows) would compile thousands of
+    # parameters anew for every batch size.
+    statement = (
+        dialect.insert(OutboxRow)
+        .on_conflict_do_nothing(index_elements=[OutboxRow.idempotency_key])
+        .returning(OutboxRow.idempotency_key, OutboxRow.id)
+    )
+    return dict(session.execute(statement, rows).all())
 
 
 def claim(
     session: Session, now: datetime, *, owner: str, limit: int, lease: timedelta
 ) -> list[OutboxRow]:
-    """Take up to `limit` due messages for `lease`, oldest due first, and count the attempt.
+    """Take up to `limit` due messages for `lease`, pages first, oldest due first, and count
+    the attempt.
+
+    Pages go first: a person being paged must not wait behind a burst of outgoing webhooks
+    or stakeholder updates queued before it (10,000 of them take seconds to send).
 
     On PostgreSQL the rows are locked with SKIP LOCKED, so concurrent claimers split the due
     messages between them instead of queueing or taking the same ones. On SQLite the write
@@ -137,10 +159,23 @@ def claim(
     The attempt is counted here, not after sending: a message that kills its sender every
     time still runs out of attempts.
     """
+    rows = _due(session, now, limit, OutboxRow.kind == PAGE)
+    if len(rows) < limit:
+        rows += _due(session, now, limit - len(rows), OutboxRow.kind != PAGE)
+    for row in rows:
+        row.claimed_until = now + lease
+        row.claimed_by = owner
+        row.attempts += 1
+    session.flush()
+    return rows
+
+
+def _due(session: Session, now: datetime, limit: int, which: Any) -> list[OutboxRow]:
     statement = (
         select(OutboxRow)
         .where(
             OutboxRow.status == PENDING,
+            which,
             OutboxRow.next_attempt_at <= now,
             or_(OutboxRow.claimed_until.is_(None), OutboxRow.claimed_until <= now),
         )
@@ -149,13 +184,7 @@ def claim(
     )
     if _is_postgres(session):
         statement = statement.with_for_update(skip_locked=True)
-    rows = list(session.scalars(statement))
-    for row in rows:
-        row.claimed_until = now + lease
-        row.claimed_by = owner
-        row.attempts += 1
-    session.flush()
-    return rows
+    return list(session.scalars(statement))
 
 
 def next_due(session: Session) -> datetime | None:
@@ -176,16 +205,84 @@ def mark_sent(
     session: Session, outbox_id: int, now: datetime, *, provider_id: str | None = None
 ) -> bool:
     """Record that a message went out; False if it was already finished (nothing written)."""
-    row = _pending(session, outbox_id)
-    if row is None:
-        return False
-    row.status = SENT
-    row.sent_at = now
+    return mark_sent_many(session, [Sent(outbox_id, provider_id)], now) == 1
+
+
+# What a log line needs of a message (RETURNING these, not the payload, is cheaper).
+_LOGGED = (
+    OutboxRow.id,
+    OutboxRow.kind,
+    OutboxRow.channel,
+    OutboxRow.destination,
+    OutboxRow.user_id,
+    OutboxRow.subject_type,
+    OutboxRow.subject_id,
+    OutboxRow.escalation_id,
+    OutboxRow.attempts,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Sent:
+    """A message that went out: its id, the provider's id, the messages bundled into it."""
+
+    outbox_id: int
+    provider_id: str | None = None
+    bundled: Sequence[int] = ()
+
+
+def mark_sent_many(session: Session, sent: Sequence[Sent], now: datetime) -> int:
+    """Record many sent messages (and those bundled into them) with a few statements.
+
+    The same records as mark_sent() and mark_bundled(), for the sender's hot path: one
+    UPDATE … RETURNING for the messages, one INSERT for their log lines. Messages already
+    finished are left alone; returns how many were recorded.
+    """
+    into = {member: s.outbox_id for s in sent for member in s.bundled}
+    ids = [s.outbox_id for s in sent] + list(into)
+    if not ids:
+        return 0
+    by_id = {s.outbox_id: s for s in sent}
+    statement = (
+        update(OutboxRow)
+        .where(OutboxRow.id.in_(ids), OutboxRow.status == PENDING)
+        .values(status=SENT, sent_at=now, claimed_until=None, last_error=None)
+        .returning(*_LOGGED)
+        .execution_options(synchronize_session=False)
+    )
+    rows = session.execute(statement).all()
+    logs = []
+    for row in rows:
+        if row.id in into:
+            kind, text = "message_bundled", f"{_what(row)} sent, bundled into #{into[row.id]}."
+            detail: dict[str, Any] = {"bundled_into": into[row.id]}
+        else:
+            done = by_id[row.id]
+            kind, text, detail = "message_sent", f"{_what(row)} sent.", {}
+            if done.provider_id:
+                detail["provider_id"] = done.provider_id
+            if done.bundled:
+                detail["bundled"] = list(done.bundled)
+                text = (
+                    f"{_what(row)} sent, with {len(done.bundled)} more message(s) bundled into it."
+                )
+        entry = _log_entry(row, now, kind, text, detail)
+        if entry is not None:
+            logs.append(entry)
+    if logs:
+        session.execute(insert(NotificationLogRow), logs)
+    return len(rows)
+
+
+def hold(session: Session, row: OutboxRow, now: datetime, *, until: datetime, why: str) -> None:
+    """Hand a claimed message back until `until` (a throttle); the attempt does not count."""
+    row.next_attempt_at = until
     row.claimed_until = None
-    row.last_error = None
-    detail = {"provider_id": provider_id} if provider_id else {}
-    _log(session, row, now, "message_sent", f"{_what(row)} sent.", detail)
-    return True
+    row.claimed_by = None
+    row.attempts = max(0, row.attempts - 1)
+    wait = max(0, round((until - now).total_seconds()))
+    text = f"{_what(row)} held back by the {row.channel} throttle ({why}) for {wait} s."
+    _log(session, row, now, "message_throttled", text, {"until": until.isoformat()})
 
 
 def mark_retry(
@@ -215,7 +312,38 @@ def mark_failed(session: Session, outbox_id: int, now: datetime, *, error: str) 
     row.last_error = error[:ERROR_CHARS]
     text = f"{_what(row)} could not be sent after {row.attempts} attempt(s): {error}"
     _log(session, row, now, "message_failed", text, {"error": row.last_error})
+    _on_the_incident(session, row, now)
     return row
+
+
+def _on_the_incident(session: Session, row: OutboxRow, now: datetime) -> None:
+    """Put a message that failed for good on its incident's timeline, where people look."""
+    if row.subject_type != "incident" or row.subject_id is None:
+        return
+    if session.get(IncidentRow, row.subject_id) is None:
+        return
+    # Imported here: oncall_queries reads the outbox through this module.
+    from tocsin.services.oncall_queries import mask_destination
+
+    # The timeline is for every reader: addresses are masked as in the paging panel.
+    shown = mask_destination(row.channel, row.destination)
+    error = (row.last_error or "").replace(row.destination, shown)
+    channel = CHANNEL_NAMES.get(row.channel, row.channel.capitalize())
+    who = f" for {row.user_id}" if row.user_id else ""
+    text = (
+        f"{channel} {row.kind} to {shown}{who} could not be delivered "
+        f"after {row.attempts} attempt(s): {error}"
+    )
+    data = {
+        "outbox_id": row.id,
+        "channel": row.channel,
+        "destination": shown,
+        "kind": row.kind,
+        "user": row.user_id,
+        "attempts": row.attempts,
+        "error": error,
+    }
+    timeline.record(session, row.subject_id, SYSTEM, now, "delivery_failed", text, data)
 
 
 def hurry_page(session: Session, page_id: int, now: datetime) -> bool:
@@ -259,8 +387,17 @@ def _log(
     text: str,
     extra: Mapping[str, Any],
 ) -> None:
+    entry = _log_entry(row, now, kind, text, extra)
+    if entry is not None:
+        session.add(NotificationLogRow(**entry))
+
+
+def _log_entry(
+    row: Any, now: datetime, kind: str, text: str, extra: Mapping[str, Any]
+) -> dict[str, Any] | None:
+    """Return the notification log line of a message (None: it has no subject to log on)."""
     if row.subject_type is None or row.subject_id is None:
-        return
+        return None
     detail = {
         "channel": row.channel,
         "destination": row.destination,
@@ -268,22 +405,20 @@ def _log(
         "message_kind": row.kind,
         **extra,
     }
-    session.add(
-        NotificationLogRow(
-            at=now,
-            subject_type=row.subject_type,
-            subject_id=row.subject_id,
-            escalation_id=row.escalation_id,
-            kind=kind,
-            user_id=row.user_id,
-            outbox_id=row.id,
-            text=text,
-            detail=detail,
-        )
-    )
+    return {
+        "at": now,
+        "subject_type": row.subject_type,
+        "subject_id": row.subject_id,
+        "escalation_id": row.escalation_id,
+        "kind": kind,
+        "user_id": row.user_id,
+        "outbox_id": row.id,
+        "text": text,
+        "detail": detail,
+    }
 
 
-def _what(row: OutboxRow) -> str:
+def _what(row: Any) -> str:
     """Return "Email to ann@example.com" / "Webhook to hooks.example.com" for log lines."""
     channel = CHANNEL_NAMES.get(row.channel, row.channel.capitalize())
     destination = row.destination

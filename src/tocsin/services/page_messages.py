@@ -123,4 +123,12 @@ def page_message(
         "channel": channel,
         "created_at": now.isoformat(),
     }
+    if channel == "slack":
+        # Buttons instead of links: Slack signs the click, and the clicker is mapped to a user.
+        payload["slack"] = {
+            "actions": [
+                {"action": action, "subject_type": kind, "subject_id": subject_id}
+                for action in ACTIONS
+            ]
+        }
     return title, "\n".join(lines), payload

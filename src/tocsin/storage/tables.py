@@ -445,4 +445,6 @@ class ChangeEventRow(Base):
 
 # The on-call tables live in their own module; importing it here registers them on Base's
 # metadata for Alembic and create_all (it imports Base from this module, which is defined).
+from tocsin.storage import comm_tables as _comm_tables  # noqa: E402, F401
+from tocsin.storage import lifecycle_tables as _lifecycle_tables  # noqa: E402, F401
 from tocsin.storage import oncall_tables as _oncall_tables  # noqa: E402, F401

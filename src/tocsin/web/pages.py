@@ -15,6 +15,7 @@ from tocsin.core.incidents import Status, parse_reference
 from tocsin.services import incidents, queries, timeline
 from tocsin.services.escalations import INCIDENT
 from tocsin.web.auth import Reader, WebUser, clockface, get_ctx, session_user
+from tocsin.web.comm_panel import comm_panel
 from tocsin.web.forms import STATUS_FILTERS, DeclareForm, ListFilter, load_choices
 from tocsin.web.paging import paging_panel
 from tocsin.web.templating import render
@@ -132,11 +133,12 @@ def incident_page(
             events = events_out(session, timeline.events(session, number))
             choices = load_choices(session)
             paging = paging_panel(session, INCIDENT, number)
+            comm = comm_panel(session, number, ctx.clock())
     except NotFound as exc:
         return error_page(request, user, 404, exc.message)
     context = base_context(
         request, user, nav="incidents", inc=inc, events=events, choices=choices, error=error,
-        paging=paging,
+        paging=paging, comm=comm,
         poll_url=_poll_url(inc.id, events, inc.version), poll_every=POLL_EVERY,
         resolvable=Status.RESOLVED in inc.allowed_next,
     )  # fmt: skip

@@ -29,7 +29,16 @@ from tocsin.web.templating import render
 
 router = APIRouter(include_in_schema=False)
 
-METHOD_TYPES = [Choice("email", "Email"), Choice("webhook", "Webhook (HTTP POST)")]
+METHOD_TYPES = [
+    Choice("email", "Email"), Choice("sms", "SMS (text message)"), Choice("voice", "Voice call"),
+    Choice("slack", "Slack (direct message)"), Choice("ntfy", "ntfy push"),
+    Choice("webhook", "Webhook (HTTP POST)"),
+]  # fmt: skip
+# How the form names each type's target in messages.
+TARGET_WORDS = {
+    "email": "address", "webhook": "URL", "sms": "phone number", "voice": "phone number",
+    "slack": "Slack member id", "ntfy": "ntfy topic",
+}  # fmt: skip
 URGENCY_LABELS = {"high": "High urgency", "low": "Low urgency"}
 NAME_MAX = 200
 TARGET_MAX = 2048
@@ -207,16 +216,16 @@ def add_method(
     target: Annotated[str, Form()] = "",
     name: Annotated[str, Form()] = "",
 ) -> Response:
-    """Add an email address or webhook, unverified, and send it a code."""
+    """Add a contact method (email, SMS, voice, Slack, ntfy, webhook) unverified; send a code."""
     forms = ProfileForms(
         add_type=type[:20], add_target=target[:TARGET_MAX], add_name=name[:NAME_MAX]
     )
     added: list[str] = []
 
     def job(session: Session, now: datetime, secret: str) -> None:
-        if type not in {t.value for t in METHOD_TYPES}:
-            raise InvalidInput("Choose email or webhook", field="type")
-        what = "address" if type == "email" else "URL"
+        if type not in TARGET_WORDS:
+            raise InvalidInput("Choose one of the contact method types", field="type")
+        what = TARGET_WORDS[type]
         cleaned = _clean(target, what, TARGET_MAX)
         if not cleaned:
             raise InvalidInput(f"Give the {what} to reach you at", field="target")

@@ -320,7 +320,8 @@ def test_the_module_hands_every_event_to_every_reactor_in_order(
         session.commit()
     a, b = Recording("a"), Recording("b")
     module = LifecycleModule([a, b], owner="engine-1")
-    assert run(core_config, module, clock.advance(seconds=1)) is None
+    # Messages were queued: the sender (before this module in a cycle) is to run at once.
+    assert run(core_config, module, clock.advance(seconds=1)) == clock()
     ids = [e.id for e in events(core_config)]
     assert [i for i, _ in a.seen] == [i for i, _ in b.seen] == ids
     assert outbox_keys(core_config) == [f"evt:{i}:{t}" for i in ids for t in ("a", "b")]
@@ -349,6 +350,7 @@ def test_a_full_batch_asks_to_run_again_at_once(core_config: Database, clock: Fa
     module = LifecycleModule([reactor], batch=2)
     assert run(core_config, module, clock()) == clock()
     assert run(core_config, module, clock()) == clock()
+    assert run(core_config, module, clock()) == clock()  # the last event's message was queued
     assert run(core_config, module, clock()) is None
     assert len(reactor.seen) == 5
     assert len(outbox_keys(core_config)) == 5
@@ -364,7 +366,7 @@ def test_a_failing_reactor_blocks_neither_other_events_nor_other_reactors(
     healthy = Recording("hooks")
     broken = Recording("comms", fail_on={"incident.status_changed"})
     module = LifecycleModule([broken, healthy])
-    assert run(core_config, module, clock()) is None
+    assert run(core_config, module, clock()) == clock()
     found = {e.kind: e for e in events(core_config)}
     failed = found["incident.status_changed"]
     assert failed.status == "failed"

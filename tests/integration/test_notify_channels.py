@@ -444,5 +444,5 @@ def test_webhook_channel_settings() -> None:
     assert isinstance(webhook_channel(None), WebhookChannel)
     configured = webhook_channel({"timeout": 3})
     assert isinstance(configured, WebhookChannel)
-    assert configured.client.timeout.read == 3.0
+    assert configured.poster.client.timeout.read == 3.0
     assert isinstance(webhook_channel({"timeout": "never"}), Unconfigured)

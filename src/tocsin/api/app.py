@@ -131,10 +131,11 @@ def build_engine(ctx: AppContext, registry: CollectorRegistry | None) -> Engine:
         EscalationModule(),
         NotificationRuleModule(link_settings(ctx.settings)),
         CadenceModule(base_url),
-        # Lifecycle events become outgoing webhooks and stakeholder notices here, just before
-        # the sender, so they leave in the same cycle as the change that made them.
-        LifecycleModule([WebhookReactor(base_url), comm_notices.reactor(base_url)]),
         OutboxSender(ChannelRegistry(), owner=instance_name(), clock=ctx.clock),
+        # Lifecycle events become outgoing webhooks and stakeholder notices after the sender
+        # has sent the cycle's pages (a page never waits behind a burst of events); the
+        # messages queued here are sent by the cycle that follows at once.
+        LifecycleModule([WebhookReactor(base_url), comm_notices.reactor(base_url)]),
         PayloadRetentionModule(retention),
     ]
     # A commit that emitted lifecycle events wakes this engine (in-process, on SQLite too).

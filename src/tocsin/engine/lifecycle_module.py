@@ -51,7 +51,7 @@ class LifecycleModule:
         self.owner = owner or instance_name()
 
     def update(self, session: Session, now: datetime) -> datetime | None:
-        """Handle one batch of pending events; return now when more are waiting."""
+        """Handle one batch of pending events; return now when messages or events wait."""
         rows = lifecycle.claim_pending(session, self.batch)
         messages: list[dict[str, Any]] = []
         done: list[int] = []
@@ -73,8 +73,10 @@ class LifecycleModule:
             with session.no_autoflush:
                 outbox.enqueue_many(session, messages, ids=False)
         lifecycle.mark_done(session, done, now, self.owner)
-        # A full batch means more may be waiting; otherwise new events wake the engine.
-        return now if len(rows) == self.batch else None
+        # Queued messages are for the sender, which runs before this module (pages first):
+        # returning now has the engine run it again at once. A full batch means more events
+        # may be waiting; otherwise new events wake the engine.
+        return now if messages or len(rows) == self.batch else None
 
     def _react(
         self, session: Session, reactor: Reactor, event: LifecycleEvent, now: datetime

@@ -101,18 +101,19 @@ class Engine:
                 continue
             ran = True
             try:
+                started = self.clock()
                 if getattr(module, "own_transactions", False):
-                    started = self.clock()
                     deadline = cast(SelfManagedModule, module).run(self.db, started)
-                    if deadline is not None and deadline <= started:
-                        # Work it made due at once (a failed message hurrying its page on)
-                        # is for the modules that run on work: run them now, not at their
-                        # old deadlines; those later in the order still run in this cycle.
-                        for other in self.modules:
-                            if other.on_work:
-                                self._due[other.name] = now
                 else:
                     deadline = self._run_in_transaction(cast(Module, module))
+                if deadline is not None and deadline <= started:
+                    # Work it made due at once (a failed message hurrying its page on, messages
+                    # queued for lifecycle events after the sender ran) is for the modules
+                    # that run on work: run them now, not at their old deadlines; those later
+                    # in the order still run in this cycle.
+                    for other in self.modules:
+                        if other.on_work:
+                            self._due[other.name] = now
             except Busy as busy:
                 # Another instance holds the module: try again soon, so that if it dies the
                 # work carries on here within a cycle.

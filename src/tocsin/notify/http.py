@@ -1,19 +1,21 @@
 """POSTing to an HTTP peer the way every webhook-style channel does (Teams, Mattermost, ntfy,
-Slack's incoming webhooks): one pooled, thread-safe client and the same reading of answers as
-the generic webhook channel: 2xx delivered; 408, 425, 429, 5xx, timeouts and unreachable peers
+Slack's incoming webhooks, the generic webhook): one pooled, thread-safe client and one reading of
+answers: 2xx delivered; 408, 425, 429, 5xx, timeouts and unreachable peers
 tried again (honouring Retry-After); anything else permanent, with the peer's own words.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
 from typing import Any
 
 import httpx
 
 from tocsin import __version__
 from tocsin.notify.base import DeliveryError
-from tocsin.notify.webhook import parse_retry_after
 
 USER_AGENT = f"Tocsin/{__version__}"
 RETRYABLE_STATUSES = frozenset({408, 425, 429})
@@ -24,9 +26,18 @@ ERROR_BODY_CHARS = 200
 class HttpPoster:
     """Send requests to one kind of peer; `what` names it in errors ("Teams webhook")."""
 
-    def __init__(self, what: str, *, timeout: float, max_connections: int = 32) -> None:
+    def __init__(
+        self,
+        what: str,
+        *,
+        timeout: float,
+        max_connections: int = 32,
+        client: httpx.Client | None = None,
+    ) -> None:
         self.what = what
-        self.client = httpx.Client(
+        # A client handed in (tests) belongs to the caller, who closes it.
+        self._own_client = client is None
+        self.client = client or httpx.Client(
             timeout=timeout,
             follow_redirects=False,
             headers={"User-Agent": USER_AGENT},
@@ -60,8 +71,9 @@ class HttpPoster:
         raise status_error(self.what, response)
 
     def close(self) -> None:
-        """Close the connection pool."""
-        self.client.close()
+        """Close the connection pool (unless the caller handed it in)."""
+        if self._own_client:
+            self.client.close()
 
 
 def status_error(what: str, response: httpx.Response) -> DeliveryError:
@@ -77,3 +89,20 @@ def status_error(what: str, response: httpx.Response) -> DeliveryError:
         retryable=retryable,
         retry_after=retry_after,
     )
+
+
+def parse_retry_after(value: str | None, now: datetime | None = None) -> float | None:
+    """Return Retry-After in seconds (delay-seconds or an HTTP date), or None if unusable."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    seconds = (when - (now or datetime.now(UTC))).total_seconds()
+    return max(0.0, math.ceil(seconds))

@@ -31,7 +31,7 @@ from slack_sdk.errors import SlackApiError, SlackClientError
 
 from tocsin.notify import settings as read
 from tocsin.notify.base import DeliveryError, OutgoingMessage
-from tocsin.notify.http import HttpPoster
+from tocsin.notify.http import HttpPoster, parse_retry_after
 from tocsin.notify.slack_format import (
     SLACK_ID,
     SlackOptions,
@@ -40,7 +40,6 @@ from tocsin.notify.slack_format import (
     message_text,
     read_options,
 )
-from tocsin.notify.webhook import parse_retry_after
 
 log = logging.getLogger("tocsin.notify.slack")
 

@@ -35,7 +35,7 @@ from twilio.rest import Client  # type: ignore[import-untyped]
 
 from tocsin.notify import settings as read
 from tocsin.notify.base import DeliveryError, OutgoingMessage
-from tocsin.notify.webhook import parse_retry_after
+from tocsin.notify.http import parse_retry_after
 
 DEFAULT_API_URL = "https://api.twilio.com"
 TWILIO_BASE = "https://api.twilio.com"

@@ -58,6 +58,7 @@ from incidents import _server_env as _base_env
 from oncall import (
     Report,
     _engine_metrics,
+    _load,
     _log_errors,
     _machine,
     _percentile,
@@ -65,18 +66,16 @@ from oncall import (
     _spread,
     _tables,
 )
-from sqlalchemy import create_engine, func, select, text, update
+from sqlalchemy import create_engine, func, select, text
 from sqlalchemy.engine import make_url
 
 sys.path.insert(0, str(ROOT))  # tests/receivers.py: the receivers the tests use
 
 from tests.receivers import ReceivedRequest, WebhookReceiver
 
-from tocsin.core.actors import SYSTEM
 from tocsin.notify.signing import verify
-from tocsin.services import incidents
 from tocsin.storage.db import Database, upgrade
-from tocsin.storage.oncall_tables import EscalationRow, NotificationLogRow, OutboxRow, PageRow
+from tocsin.storage.oncall_tables import NotificationLogRow, OutboxRow, PageRow
 
 CONFIG = ROOT / "examples" / "core.yaml"
 RESULTS_DIR = ROOT / "bench" / "results"
@@ -227,34 +226,6 @@ def _prepare(
     for path in (CONFIG, config):
         _run([str(BIN / "tocsin"), "apply", "-f", str(path)], env)
     return env
-
-
-def _load(url: str, count: int) -> None:
-    """Declare `count` incidents on `bench`; their escalations start a day from now."""
-    started = time.perf_counter()
-    db = Database(url)
-    try:
-        for first in range(0, count, DECLARE_BATCH):
-            now = datetime.now(UTC)
-            batch = [
-                (SYSTEM, now, incidents.Declaration(title=f"bench incident {n}", severity="B1",
-                                                    services=["bench"]))
-                for n in range(first, min(count, first + DECLARE_BATCH))
-            ]  # fmt: skip
-            with db.write() as session:
-                for result in incidents.declare_many(session, batch):
-                    if isinstance(result, Exception):
-                        raise result
-                session.commit()
-        later = datetime.now(UTC) + timedelta(days=1)
-        with db.write() as session:
-            session.execute(
-                update(EscalationRow).values(run_started_at=later, next_at=later, sla_due_at=None)
-            )
-            session.commit()
-    finally:
-        db.dispose()
-    _step(f"declared {count:,} escalating incidents in {time.perf_counter() - started:.1f} s")
 
 
 # --- the burst ---

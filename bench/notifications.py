@@ -40,14 +40,12 @@ from __future__ import annotations
 import argparse
 import contextlib
 import math
-import os
 import shutil
 import signal
 import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -58,6 +56,7 @@ from incidents import _server_env as _base_env
 from oncall import (
     Report,
     _engine_metrics,
+    _fresh_database,
     _load,
     _log_errors,
     _machine,
@@ -66,7 +65,7 @@ from oncall import (
     _spread,
     _tables,
 )
-from sqlalchemy import create_engine, func, select, text
+from sqlalchemy import func, select
 from sqlalchemy.engine import make_url
 
 sys.path.insert(0, str(ROOT))  # tests/receivers.py: the receivers the tests use
@@ -79,11 +78,7 @@ from tocsin.storage.oncall_tables import NotificationLogRow, OutboxRow, PageRow
 
 CONFIG = ROOT / "examples" / "core.yaml"
 RESULTS_DIR = ROOT / "bench" / "results"
-PG_ADMIN_URL = os.environ.get(
-    "TOCSIN_BENCH_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
-)
 PG_DATABASE = "tocsin_bench_notifications"
-DECLARE_BATCH = 500
 STEPS = 3
 QUICK = {"incidents": 200, "escalations": 200, "duration": 20.0, "step_gap": 5.0}
 DEFAULTS = {"incidents": 1000, "escalations": 1000, "duration": 60.0, "step_gap": 10.0}
@@ -137,7 +132,7 @@ def main() -> int:
         with contextlib.ExitStack() as stack:
             tmp = Path(tempfile.mkdtemp(prefix="tocsin-bench-notifications-"))
             stack.callback(shutil.rmtree, tmp, ignore_errors=True)
-            url = stack.enter_context(_fresh_database(args.backend))
+            url = stack.enter_context(_fresh_database(args.backend, tmp, PG_DATABASE))
             machine = _machine(url)
             hooks = stack.enter_context(WebhookReceiver())
             env = _prepare(url, tmp, hooks, args)
@@ -188,29 +183,6 @@ def _parse_args() -> argparse.Namespace:
         if getattr(args, name) is None:
             setattr(args, name, value)
     return args
-
-
-@contextlib.contextmanager
-def _fresh_database(backend: str) -> Iterator[str]:
-    """Yield the URL of an empty database in a temporary place, removed afterwards."""
-    if backend == "sqlite":
-        tmp = Path(tempfile.mkdtemp(prefix="tocsin-bench-db-"))
-        try:
-            yield f"sqlite:///{tmp / 'bench.db'}"
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
-        return
-    admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
-    url = make_url(PG_ADMIN_URL).set(database=PG_DATABASE).render_as_string(hide_password=False)
-    try:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{PG_DATABASE}" WITH (FORCE)'))
-            conn.execute(text(f'CREATE DATABASE "{PG_DATABASE}"'))
-        yield url
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{PG_DATABASE}" WITH (FORCE)'))
-        admin.dispose()
 
 
 def _prepare(

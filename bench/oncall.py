@@ -243,21 +243,21 @@ def _parse_args() -> argparse.Namespace:
 
 
 @contextlib.contextmanager
-def _fresh_database(backend: str, tmp: Path) -> Iterator[str]:
-    """Yield the URL of an empty database, removed afterwards."""
+def _fresh_database(backend: str, tmp: Path, database: str = PG_DATABASE) -> Iterator[str]:
+    """Yield the URL of an empty database (PostgreSQL: `database`), removed afterwards."""
     if backend == "sqlite":
         yield f"sqlite:///{tmp / 'bench.db'}"
         return
     admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
-    url = make_url(PG_ADMIN_URL).set(database=PG_DATABASE).render_as_string(hide_password=False)
+    url = make_url(PG_ADMIN_URL).set(database=database).render_as_string(hide_password=False)
     try:
         with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{PG_DATABASE}" WITH (FORCE)'))
-            conn.execute(text(f'CREATE DATABASE "{PG_DATABASE}"'))
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)'))
+            conn.execute(text(f'CREATE DATABASE "{database}"'))
         yield url
     finally:
         with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{PG_DATABASE}" WITH (FORCE)'))
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)'))
         admin.dispose()
 
 

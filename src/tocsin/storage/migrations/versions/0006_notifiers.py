@@ -1,4 +1,8 @@
-"""notifier channels (Slack, Twilio, ntfy, Teams, Mattermost)
+"""notifier channels (Slack, Twilio, ntfy, Teams, Mattermost): no schema change
+
+The channels keep their settings in the existing channel_settings table and their contact
+methods in contact_methods (the type is a string), so this revision changes nothing. It stays
+because databases were already stamped with it when it was reserved for the channels' work.
 
 Revision ID: 0006
 Revises: 0005

@@ -485,6 +485,7 @@ def _under_load(
     received = hooks.requests
     _lateness(url, [r for r in received if r.path == "/steps"], steps_expected, report)
     _first_page([r for r in received if r.path == "/alerts"], stream, report)
+    _first_page_parts(url, [r for r in received if r.path == "/alerts"], stream, report)
     report.check(
         "alerts: requests not answered 202",
         f"{len(stream.failures)}" + (f" ({stream.failures[0]})" if stream.failures else ""),
@@ -625,6 +626,46 @@ def _first_page(requests: list[ReceivedRequest], stream: AlertStream, report: Re
     report.check(
         "alerts: raw repeats of a key", f"{raw - distinct}", "0", raw == distinct, integrity=True
     )
+
+
+def _first_page_parts(
+    url: str, requests: list[ReceivedRequest], stream: AlertStream, report: Report
+) -> None:
+    """Split alert -> first page at the moment the message was queued (outbox.created_at):
+    before it, ingest and the engine's escalation and notification-rule modules; after it,
+    the sender and the receiver. Wall clocks of one machine, so the split is to ~1 ms."""
+    firsts: dict[int, ReceivedRequest] = {}
+    for request in requests:
+        found = _ALERT_TITLE.search(str(request.json["subject"]["title"]))
+        if found is None or int(found[1]) not in stream.sent:
+            continue
+        number = int(found[1])
+        if number not in firsts or request.monotonic < firsts[number].monotonic:
+            firsts[number] = request
+    if not firsts:
+        return
+    keys = [r.headers["idempotency-key"] for r in firsts.values()]
+    db = Database(url)
+    try:
+        with db.read() as session:
+            query = select(OutboxRow.idempotency_key, OutboxRow.created_at).where(
+                OutboxRow.idempotency_key.in_(keys)
+            )
+            queued = dict(session.execute(query).all())
+    finally:
+        db.dispose()
+    before: list[float] = []
+    after: list[float] = []
+    for number, request in firsts.items():
+        at = queued.get(request.headers["idempotency-key"])
+        if at is None:
+            continue
+        # The alert's send time on the wall clock, through this request's two clocks.
+        sent_wall = request.received_at.timestamp() - (request.monotonic - stream.sent[number])
+        before.append(at.timestamp() - sent_wall)
+        after.append((request.received_at - at).total_seconds())
+    report.latency_row("  of which alert sent -> page message queued", before, "-", True)
+    report.latency_row("  of which message queued -> received", after, "-", True)
 
 
 # --- 3: idle ---

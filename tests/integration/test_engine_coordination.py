@@ -1,5 +1,5 @@
 """How engine instances share modules: a module runs in one instance at a time (PostgreSQL,
-FOR UPDATE NOWAIT), never in an older version than one already seen, and SQLite refuses a
+advisory lock), never in an older version than one already seen, and SQLite refuses a
 second engine."""
 
 from __future__ import annotations

@@ -2,7 +2,8 @@
 
 Each run claims a batch of pending events in order, hands every event to every reactor
 (outgoing webhooks, stakeholder communication …), queues the outbox messages they return and
-marks the events done, all in ONE transaction. A crash before the commit leaves the events
+marks the events done, all in ONE transaction (a run stops early after BUDGET; the events
+it did not reach stay pending for the next). A crash before the commit leaves the events
 pending and queues nothing; a crash after it leaves nothing to repeat; and the reactors' keys
 (e.g. f"evt:{event.id}:{target}") make even a repeated event queue nothing twice.
 
@@ -14,7 +15,8 @@ and the other reactors' messages for it still go out.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping, Sequence
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -31,6 +33,11 @@ Reactor = Callable[[Session, LifecycleEvent, datetime], list[dict[str, Any]]]
 # a bigger batch would hold up an escalation step due meanwhile (the loop runs one module
 # at a time).
 BATCH = 100
+# Events run through the reactors together under one savepoint, and the run stops taking
+# new chunks after BUDGET seconds: a backlog of events (10,000 incidents declared at once)
+# is worked off between other modules' runs instead of holding up a page for 0.5 s a batch.
+CHUNK = 10
+BUDGET = 0.05
 # What outbox.enqueue_many needs of every message; checked per reactor, so one malformed
 # message fails its event instead of the whole batch's INSERT.
 REQUIRED = ("key", "kind", "channel", "destination", "title", "body", "payload", "now")
@@ -44,16 +51,59 @@ class LifecycleModule:
     version = 1
 
     def __init__(
-        self, reactors: Sequence[Reactor], *, batch: int = BATCH, owner: str | None = None
+        self,
+        reactors: Sequence[Reactor],
+        *,
+        batch: int = BATCH,
+        owner: str | None = None,
+        budget: float = BUDGET,
     ) -> None:
         self.reactors = list(reactors)
         self.batch = batch
+        self.budget = budget
         self.owner = owner or instance_name()
 
     def update(self, session: Session, now: datetime) -> datetime | None:
-        """Handle one batch of pending events; return now when messages or events wait."""
+        """Handle pending events for up to `budget`; return now when more work waits."""
         rows = lifecycle.claim_pending(session, self.batch)
+        started = time.monotonic()
+        handled = 0
         messages: list[dict[str, Any]] = []
+        for chunk in _chunks(rows, CHUNK):
+            if handled and time.monotonic() - started > self.budget:
+                break  # the rest stay pending for the next run, after the other modules
+            messages += self._handle(session, chunk, now)
+            handled += len(chunk)
+        if messages:
+            with session.no_autoflush:
+                outbox.enqueue_many(session, messages, ids=False)
+        # Queued messages are for the sender, which runs before this module (pages first):
+        # returning now has the engine run it again at once. Events left over mean more
+        # wait; otherwise new events wake the engine.
+        more = handled < len(rows) or len(rows) == self.batch
+        return now if messages or more else None
+
+    def _handle(self, session: Session, rows: Sequence[Any], now: datetime) -> list[dict[str, Any]]:
+        """Run every reactor on a few events and mark them; return their messages.
+
+        Optimistic first: one savepoint around the whole chunk. Only if something fails is
+        the chunk run again with a savepoint per reactor and event, so that the failure
+        takes back only its own work (two round trips per reactor and event saved when, as
+        nearly always, nothing fails).
+        """
+        try:
+            with session.begin_nested():
+                messages = [
+                    message
+                    for row in rows
+                    for reactor in self.reactors
+                    for message in _checked(reactor(session, lifecycle.to_event(row), now))
+                ]
+                lifecycle.mark_done(session, [row.id for row in rows], now, self.owner)
+            return messages
+        except Exception:  # noqa: BLE001 - run again event by event to find and record it
+            log.debug("a reactor failed in a chunk of %d events; isolating", len(rows))
+        messages = []
         done: list[int] = []
         for row in rows:
             event = lifecycle.to_event(row)
@@ -69,14 +119,8 @@ class LifecycleModule:
                 lifecycle.mark_failed(session, event.id, now, self.owner, "; ".join(errors))
             else:
                 done.append(event.id)
-        if messages:
-            with session.no_autoflush:
-                outbox.enqueue_many(session, messages, ids=False)
         lifecycle.mark_done(session, done, now, self.owner)
-        # Queued messages are for the sender, which runs before this module (pages first):
-        # returning now has the engine run it again at once. A full batch means more events
-        # may be waiting; otherwise new events wake the engine.
-        return now if messages or len(rows) == self.batch else None
+        return messages
 
     def _react(
         self, session: Session, reactor: Reactor, event: LifecycleEvent, now: datetime
@@ -84,10 +128,18 @@ class LifecycleModule:
         # A savepoint: a reactor that wrote and then raised (or hit a database error, which
         # aborts a PostgreSQL transaction) takes back only its own work on this event.
         with session.begin_nested():
-            produced = list(reactor(session, event, now))
-            for message in produced:
-                _check(message)
-        return produced
+            return _checked(reactor(session, event, now))
+
+
+def _checked(produced: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+    found = list(produced)
+    for message in found:
+        _check(message)
+    return found
+
+
+def _chunks(rows: Sequence[Any], size: int) -> list[Sequence[Any]]:
+    return [rows[i : i + size] for i in range(0, len(rows), size)]
 
 
 def _check(message: Mapping[str, Any]) -> None:

@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session
 from tocsin.engine import coordination
 from tocsin.engine.coordination import Busy
 from tocsin.engine.waker import Waker
+from tocsin.services import engine_wake
 from tocsin.storage.db import Database
 
 log = logging.getLogger("tocsin.engine")
@@ -82,6 +83,13 @@ class Engine:
             buckets=(0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
             registry=registry,
         )
+        self.module_seconds = Histogram(
+            "tocsin_engine_module_seconds",
+            "How long one run of an engine module took (its transactions included).",
+            ["module"],
+            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10),
+            registry=registry,
+        )
         self.failures = Counter(
             "tocsin_engine_module_failures",
             "Engine module runs that raised.",
@@ -102,10 +110,12 @@ class Engine:
             ran = True
             try:
                 started = self.clock()
+                begun = time.monotonic()
                 if getattr(module, "own_transactions", False):
                     deadline = cast(SelfManagedModule, module).run(self.db, started)
                 else:
                     deadline = self._run_in_transaction(cast(Module, module))
+                self.module_seconds.labels(module.name).observe(time.monotonic() - begun)
                 if deadline is not None and deadline <= started:
                     # Work it made due at once (a failed message hurrying its page on, messages
                     # queued for lifecycle events after the sender ran) is for the modules
@@ -192,8 +202,10 @@ def listen_postgres(url: str, waker: Waker, stop: threading.Event) -> None:
             with psycopg.connect(conninfo, autocommit=True) as conn:
                 conn.execute("LISTEN tocsin_engine")
                 while not stop.is_set():
-                    for _ in conn.notifies(timeout=1.0, stop_after=1):
-                        waker.notify()
+                    for note in conn.notifies(timeout=1.0, stop_after=1):
+                        # This process's own commits woke its engine directly already.
+                        if not engine_wake.is_own(note.payload):
+                            waker.notify()
         except Exception:
             log.exception("LISTEN connection lost; reconnecting")
             time.sleep(1.0)

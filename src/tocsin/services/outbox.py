@@ -17,7 +17,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
-from sqlalchemy import case, func, insert, or_, select, update
+from sqlalchemy import func, insert, or_, select, union_all, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -188,17 +188,21 @@ def _due(session: Session, now: datetime, limit: int, which: Any) -> list[Outbox
 
 
 def next_due(session: Session) -> datetime | None:
-    """Return when the next pending message falls due (a claimed one: when its lease ends)."""
-    due = case(
-        (
-            OutboxRow.claimed_until.is_not(None)
-            & (OutboxRow.claimed_until > OutboxRow.next_attempt_at),
-            OutboxRow.claimed_until,
-        ),
-        else_=OutboxRow.next_attempt_at,
+    """Return when the next pending message falls due (a claimed one: when its lease ends).
+
+    Two index walks instead of one min() over an expression of every pending row: during a
+    burst of 10,000 queued webhooks the sender asks this twice a run.
+    """
+    claimed_later = OutboxRow.claimed_until > OutboxRow.next_attempt_at
+    free = select(func.min(OutboxRow.next_attempt_at).label("due")).where(
+        OutboxRow.status == PENDING,
+        or_(OutboxRow.claimed_until.is_(None), ~claimed_later),
     )
-    value = session.scalar(select(func.min(due)).where(OutboxRow.status == PENDING))
-    return _aware(value)
+    leased = select(func.min(OutboxRow.claimed_until).label("due")).where(
+        OutboxRow.status == PENDING, OutboxRow.claimed_until.is_not(None), claimed_later
+    )
+    each = union_all(free, leased).subquery()
+    return _aware(session.scalar(select(func.min(each.c.due))))
 
 
 def mark_sent(

@@ -201,6 +201,7 @@ class OutboxRow(Base):
     __table_args__ = (
         Index("ix_outbox_due", "status", "next_attempt_at"),
         Index("ix_outbox_subject", "subject_type", "subject_id", "id"),
+        Index("ix_outbox_leased", "status", "claimed_until"),
     )
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     idempotency_key: Mapped[str] = mapped_column(String(200), unique=True)

@@ -6,16 +6,14 @@ import threading
 import time
 from datetime import datetime, timedelta
 
-import pytest
 from prometheus_client import CollectorRegistry
-from sqlalchemy import func, insert, select, text
+from sqlalchemy import func, insert, select
 from sqlalchemy.orm import Session
 
 from tests.conftest import FakeClock
-from tocsin.engine.loop import Engine, listen_postgres
+from tocsin.engine.loop import Engine
 from tocsin.engine.modules import PayloadRetentionModule
 from tocsin.engine.waker import Waker
-from tocsin.services import engine_wake
 from tocsin.storage.db import Database
 from tocsin.storage.tables import AlertPayloadRow
 
@@ -98,58 +96,3 @@ def test_payload_retention_deletes_old_raw_payloads(database: Database, clock: F
     assert engine.run_once() == clock() + timedelta(hours=1)
     with database.read() as session:
         assert session.scalar(select(func.count()).select_from(AlertPayloadRow)) == 2
-
-
-def test_a_commit_that_makes_engine_work_wakes_this_process_engine_once(
-    database: Database,
-) -> None:
-    waker = Waker()
-    engine_wake.register(waker)
-    with database.write() as session:
-        engine_wake.at_commit(session)
-        engine_wake.at_commit(session)  # twice in one transaction: one wake-up
-        assert waker.wait(0) is None  # not before the commit
-        session.commit()
-    assert waker.wait(0) is not None
-    assert waker.wait(0) is None
-    with database.write() as session:
-        engine_wake.at_commit(session)
-        session.rollback()
-    assert waker.wait(0) is None  # nothing committed, nobody woken
-
-
-def test_other_processes_wake_this_engine_through_notify_but_its_own_commits_do_not(
-    database: Database,
-) -> None:
-    """The local engine is woken at commit already; hearing its own NOTIFY as well would
-    cost it a second, empty cycle per batch."""
-    if database.is_sqlite:
-        pytest.skip("NOTIFY is PostgreSQL's; on SQLite the engine is in the same process")
-    waker, stop = Waker(), threading.Event()
-    listener = threading.Thread(
-        target=listen_postgres,
-        args=(database.engine.url.render_as_string(hide_password=False), waker, stop),
-        daemon=True,
-    )
-    listener.start()
-    try:
-        deadline = time.monotonic() + 10
-        # Until the listener is connected, notifications from "another process" get lost.
-        while waker.wait(0.1) is None:
-            assert time.monotonic() < deadline, "the listener never heard another process"
-            _notify(database, "other-host:1")
-        while waker.wait(0.3) is not None:
-            pass  # the extra notifications sent while connecting
-        _notify(database, engine_wake.origin())
-        assert waker.wait(0.5) is None
-        _notify(database, "other-host:2")
-        assert waker.wait(5) is not None
-    finally:
-        stop.set()
-        listener.join(5)
-
-
-def _notify(database: Database, origin: str) -> None:
-    with database.write() as session:
-        session.execute(text("SELECT pg_notify('tocsin_engine', :o)"), {"o": origin})
-        session.commit()

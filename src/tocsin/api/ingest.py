@@ -134,8 +134,7 @@ async def _deliver(ctx: AppContext, delivery: Delivery) -> Ingested:
             # sees the other's commit and joins it.
             if attempt == 2 or not _retryable(exc):
                 raise
-    # The engine was woken by the commit itself (services/engine_wake.py): waking it again
-    # here would make it run a second, empty cycle.
+    ctx.wake()
     return result
 
 

@@ -21,7 +21,6 @@ from sqlalchemy.orm import Session
 from tocsin.engine import coordination
 from tocsin.engine.coordination import Busy
 from tocsin.engine.waker import Waker
-from tocsin.services import engine_wake
 from tocsin.storage.db import Database
 
 log = logging.getLogger("tocsin.engine")
@@ -202,10 +201,8 @@ def listen_postgres(url: str, waker: Waker, stop: threading.Event) -> None:
             with psycopg.connect(conninfo, autocommit=True) as conn:
                 conn.execute("LISTEN tocsin_engine")
                 while not stop.is_set():
-                    for note in conn.notifies(timeout=1.0, stop_after=1):
-                        # This process's own commits woke its engine directly already.
-                        if not engine_wake.is_own(note.payload):
-                            waker.notify()
+                    for _ in conn.notifies(timeout=1.0, stop_after=1):
+                        waker.notify()
         except Exception:
             log.exception("LISTEN connection lost; reconnecting")
             time.sleep(1.0)

@@ -21,11 +21,10 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, select, update
+from sqlalchemy import and_, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from tocsin.services import engine_wake
 from tocsin.storage.oncall_tables import (
     EscalationPolicyRow,
     EscalationRow,
@@ -128,8 +127,10 @@ def start(session: Session, subjects: Sequence[Subject], now: datetime) -> int:
         )
         for row in started
     )
-    if started:
-        engine_wake.at_commit(session)  # step 0 is due at once
+    if started and not is_sqlite:
+        # Engines in other processes wake at commit (this process's engine is woken by the
+        # caller, which knows its waker).
+        session.execute(text("SELECT pg_notify('tocsin_engine', '')"))
     return len(started)
 
 

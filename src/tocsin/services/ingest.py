@@ -12,11 +12,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import insert
+from sqlalchemy import insert, text
 from sqlalchemy.orm import Session
 
 from tocsin.core.alerts import Action
-from tocsin.services import engine_wake
 from tocsin.services.alerting_config import alerting_config
 from tocsin.services.group_declare import declare_groups
 from tocsin.services.ingest_batch import _Batch, _Done
@@ -69,8 +68,9 @@ def ingest_many(session: Session, deliveries: Sequence[Delivery]) -> list[Ingest
     batch.flush()
     if change_rows:
         session.execute(insert(ChangeEventRow), change_rows)
-    # At commit: "received -> visible and the engine woken" is part of the ingest contract.
-    engine_wake.at_commit(session)
+    if batch.postgres:
+        # Delivered at COMMIT: engines in other processes wake for the new work.
+        session.execute(text("SELECT pg_notify('tocsin_engine', 'alerts')"))
     for payload_id, done, delivery in zip(payload_ids, outcomes_of, deliveries, strict=True):
         results.append(
             Ingested(payload_id, tuple(d.outcome() for d in done), len(delivery.changes))

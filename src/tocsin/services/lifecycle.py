@@ -15,12 +15,14 @@ The caller owns the transaction, as everywhere: nothing here commits.
 
 from __future__ import annotations
 
+import threading
+import weakref
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, cast
+from typing import Any, Protocol, cast
 
-from sqlalchemy import Table, select, update
+from sqlalchemy import Table, event, select, text, update
 from sqlalchemy.orm import Session
 
 from tocsin.core.lifecycle import (
@@ -30,7 +32,6 @@ from tocsin.core.lifecycle import (
     LifecycleEvent,
     subject_path,
 )
-from tocsin.services import engine_wake
 from tocsin.storage.bulk import insert_rows
 from tocsin.storage.lifecycle_tables import LifecycleEventRow
 from tocsin.storage.tables import IncidentRoleAssignmentRow, IncidentRow, IncidentServiceRow
@@ -40,6 +41,7 @@ DONE = "done"
 FAILED = "failed"
 ERROR_CHARS = 2000
 EVENTS = cast(Table, LifecycleEventRow.__table__)
+_WAKE_REGISTERED = "tocsin_lifecycle_wake"
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,9 +56,18 @@ class NewEvent:
     data: Mapping[str, Any] = field(default_factory=dict)
 
 
-def wake_on_commit(waker: engine_wake.Wakeable) -> None:
+class Wakeable(Protocol):
+    def notify(self) -> None: ...
+
+
+_wakers: weakref.WeakSet[Any] = weakref.WeakSet()
+_wakers_lock = threading.Lock()
+
+
+def wake_on_commit(waker: Wakeable) -> None:
     """Have `waker` notified whenever a transaction that emitted events commits."""
-    engine_wake.register(waker)
+    with _wakers_lock:
+        _wakers.add(waker)
 
 
 def emit(
@@ -93,7 +104,32 @@ def emit_many(session: Session, events: Sequence[NewEvent]) -> None:
         for e in events
     ]
     insert_rows(session, EVENTS, rows)
-    engine_wake.at_commit(session)
+    _wake_at_commit(session)
+
+
+def _wake_at_commit(session: Session) -> None:
+    if session.get_bind().dialect.name == "postgresql":
+        # Delivered at COMMIT to every engine process; identical notifications of one
+        # transaction are folded into one. Sent on every call: a savepoint rolled back since
+        # an earlier call may have taken that one with it.
+        session.execute(text("SELECT pg_notify('tocsin_engine', '')"))
+    if session.info.get(_WAKE_REGISTERED):
+        return
+    session.info[_WAKE_REGISTERED] = True
+    event.listen(session, "after_commit", _after_commit, once=True)
+    event.listen(session, "after_rollback", _forget, once=True)
+
+
+def _after_commit(session: Session) -> None:
+    session.info.pop(_WAKE_REGISTERED, None)
+    with _wakers_lock:
+        wakers = list(_wakers)
+    for waker in wakers:
+        waker.notify()
+
+
+def _forget(session: Session) -> None:
+    session.info.pop(_WAKE_REGISTERED, None)
 
 
 def claim_pending(session: Session, limit: int) -> list[LifecycleEventRow]:

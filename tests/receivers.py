@@ -139,18 +139,7 @@ class WebhookReceiver:
                 request.command, request.path, headers, body, arrived, wall, reply.status
             )
         )
-        if reply.delay:
-            time.sleep(reply.delay)
-        payload = reply.body.encode()
-        try:
-            request.send_response(reply.status)
-            for name, value in reply.headers.items():
-                request.send_header(name, value)
-            request.send_header("Content-Length", str(len(payload)))
-            request.end_headers()
-            request.wfile.write(payload)
-        except OSError:
-            pass  # the client hung up (it timed out)
+        _answer(request, reply)
 
     def respond(
         self,
@@ -392,19 +381,24 @@ class SigningWebhookReceiver(WebhookReceiver):
         )
         self._checks.add(Verified(received, ok, reason))
         self._received.add(received)
-        if reply.delay:
-            time.sleep(reply.delay)
-        payload = reply.body.encode()
-        try:
-            request.send_response(reply.status)
-            for name, value in reply.headers.items():
-                request.send_header(name, value)
-            request.send_header("Content-Length", str(len(payload)))
-            request.end_headers()
-            request.wfile.write(payload)
-        except OSError:
-            pass
+        _answer(request, reply)
 
     @property
     def verified(self) -> list[Verified]:
         return self._checks.items()
+
+
+def _answer(request: BaseHTTPRequestHandler, reply: Reply) -> None:
+    """Send `reply` (after its delay); a client that hung up meanwhile is not an error."""
+    if reply.delay:
+        time.sleep(reply.delay)
+    payload = reply.body.encode()
+    try:
+        request.send_response(reply.status)
+        for name, value in reply.headers.items():
+            request.send_header(name, value)
+        request.send_header("Content-Length", str(len(payload)))
+        request.end_headers()
+        request.wfile.write(payload)
+    except OSError:
+        pass  # the client hung up (it timed out)

@@ -51,6 +51,19 @@ _EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
 _E164 = re.compile(r"\+[1-9][0-9]{1,14}")
 _SLACK_MEMBER = re.compile(r"[UW][A-Z0-9]{2,}")
 _NTFY_TOPIC = re.compile(r"[-_A-Za-z0-9]{1,64}")
+# Types whose target only has to match a pattern: (pattern, what it must be, field name).
+_PATTERNS: dict[str, tuple[re.Pattern[str], str, str]] = {
+    "slack": (
+        _SLACK_MEMBER,
+        "a Slack member id (such as U024BE7LH; in Slack: your profile, ⋮, Copy member ID)",
+        "member",
+    ),
+    "ntfy": (
+        _NTFY_TOPIC,
+        "an ntfy topic (letters, digits, - and _, at most 64) or topic URL",
+        "topic",
+    ),
+}
 
 
 class Conflict(DomainError):
@@ -128,21 +141,10 @@ def check_target(kind: str, target: str) -> str:
                 field="number",
             )
         return number
-    if kind == "slack":
-        if not _SLACK_MEMBER.fullmatch(target):
-            raise InvalidInput(
-                f"{target!r} is not a Slack member id (such as U024BE7LH; in Slack: your "
-                "profile, ⋮, Copy member ID)",
-                field="member",
-            )
-        return target
-    if kind == "ntfy":
-        if not _NTFY_TOPIC.fullmatch(target):
-            raise InvalidInput(
-                f"{target!r} is not an ntfy topic (letters, digits, - and _, at most 64) or "
-                "topic URL",
-                field="topic",
-            )
+    if kind in _PATTERNS:
+        pattern, what, name = _PATTERNS[kind]
+        if not pattern.fullmatch(target):
+            raise InvalidInput(f"{target!r} is not {what}", field=name)
         return target
     raise InvalidInput(f"unknown contact method type {kind!r}", field="type", valid=TYPES)
 

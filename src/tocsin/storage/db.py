@@ -146,6 +146,13 @@ class Database:
         session = self._reader()
         try:
             yield session
+            # End a read with COMMIT, not the ROLLBACK that close() sends: psycopg forgets
+            # every prepared statement of the connection on ROLLBACK (and sends DEALLOCATE
+            # ALL), so each read made the engine's next statements be parsed and planned
+            # afresh. A COMMIT of a transaction that wrote nothing costs no WAL flush. Objects
+            # changed in a read session are never written: those reads still roll back.
+            if not (session.new or session.dirty or session.deleted):
+                session.commit()
         finally:
             # close() ends the transaction without expiring loaded rows (rollback() would),
             # so callers may keep using what they read.

@@ -160,6 +160,34 @@ def test_inhibition_suppresses_warnings_of_a_down_cluster(alerting_api: TestClie
     assert by_cluster == {"eu": "suppressed", "us": "firing"}
 
 
+def test_inhibition_follows_its_source_from_batch_to_batch(alerting_api: TestClient) -> None:
+    # Stored sources are remembered for a second between batches (services/inhibit_sources):
+    # a batch that fires or resolves a source must still be seen by the very next one.
+    api = alerting_api
+
+    def slow(instance: str) -> str:
+        api.post(
+            AM_URL,
+            json=am_payload(am_alert("Slow", cluster="eu", severity="warning", instance=instance)),
+        )
+        (alert,) = alerts(api, label=["alertname=Slow", f"instance={instance}"])
+        return str(alert["status"])
+
+    assert slow("a") == "firing"  # no source yet: the (empty) sources are now remembered
+    api.post(AM_URL, json=am_payload(am_alert("ClusterDown", cluster="eu", severity="error")))
+    assert slow("b") == "suppressed"
+    api.post(
+        AM_URL,
+        json=am_payload(am_alert("ClusterDown", "resolved", cluster="eu", severity="error")),
+    )
+    assert slow("c") == "firing"
+    api.post(AM_URL, json=am_payload(am_alert("ClusterDown", cluster="eu", severity="error")))
+    assert slow("d") == "suppressed"
+    (down,) = groups(api, label=["alertname=ClusterDown"], status=["firing"])
+    assert api.post(f"/api/v1/alert-groups/{down['id']}/resolve").status_code == 200
+    assert slow("e") == "firing"
+
+
 def test_maintenance_window_suppresses_its_service(alerting_api: TestClient) -> None:
     api = alerting_api
     res = api.post("/api/v1/maintenance-windows", json={"service": "database", "duration": "2h"})

@@ -69,11 +69,16 @@ class LifecycleModule:
         started = time.monotonic()
         handled = 0
         messages: list[dict[str, Any]] = []
+        done: list[int] = []
         for chunk in _chunks(rows, CHUNK):
             if handled and time.monotonic() - started > self.budget:
                 break  # the rest stay pending for the next run, after the other modules
-            messages += self._handle(session, chunk, now)
+            messages += self._handle(session, chunk, now, done)
             handled += len(chunk)
+        # One UPDATE for the run, not one per chunk: most events (a new alert group nobody
+        # subscribed to) make no message, and marking them was most of the engine's work
+        # during an alert storm.
+        lifecycle.mark_done(session, done, now, self.owner)
         if messages:
             with session.no_autoflush:
                 outbox.enqueue_many(session, messages, ids=False)
@@ -83,8 +88,12 @@ class LifecycleModule:
         more = handled < len(rows) or len(rows) == self.batch
         return now if messages or more else None
 
-    def _handle(self, session: Session, rows: Sequence[Any], now: datetime) -> list[dict[str, Any]]:
-        """Run every reactor on a few events and mark them; return their messages.
+    def _handle(
+        self, session: Session, rows: Sequence[Any], now: datetime, done: list[int]
+    ) -> list[dict[str, Any]]:
+        """Run every reactor on a few events; return their messages, add the handled to `done`.
+
+        Failed events are marked here; the caller marks `done` once for the whole run.
 
         Optimistic first: one savepoint around the whole chunk. Only if something fails is
         the chunk run again with a savepoint per reactor and event, so that the failure
@@ -99,12 +108,11 @@ class LifecycleModule:
                     for reactor in self.reactors
                     for message in _checked(reactor(session, lifecycle.to_event(row), now))
                 ]
-                lifecycle.mark_done(session, [row.id for row in rows], now, self.owner)
+            done.extend(row.id for row in rows)
             return messages
         except Exception:  # noqa: BLE001 - run again event by event to find and record it
             log.debug("a reactor failed in a chunk of %d events; isolating", len(rows))
         messages = []
-        done: list[int] = []
         for row in rows:
             event = lifecycle.to_event(row)
             errors = []
@@ -119,7 +127,6 @@ class LifecycleModule:
                 lifecycle.mark_failed(session, event.id, now, self.owner, "; ".join(errors))
             else:
                 done.append(event.id)
-        lifecycle.mark_done(session, done, now, self.owner)
         return messages
 
     def _react(

@@ -17,7 +17,15 @@ from tocsin.core.actors import Actor
 from tocsin.core.alerts import AlertStatus, parse_matchers
 from tocsin.core.errors import IllegalTransition, InvalidInput, NotFound
 from tocsin.core.incidents import Status
-from tocsin.services import alerting_config, catalog, escalations, incidents, lifecycle, timeline
+from tocsin.services import (
+    alerting_config,
+    catalog,
+    escalations,
+    incidents,
+    inhibit_sources,
+    lifecycle,
+    timeline,
+)
 from tocsin.services.ingest import declare_groups
 from tocsin.storage.tables import (
     AlertGroupRow,
@@ -110,6 +118,7 @@ def acknowledge(session: Session, actor: Actor, now: datetime, group_id: int) ->
         )
         group.acknowledged_at = now
         group.acknowledged_by = actor.id
+        inhibit_sources.forget_after_commit(session)
         if group.status == AlertStatus.FIRING:
             group.status = AlertStatus.ACKNOWLEDGED.value
         group.version += 1
@@ -144,6 +153,7 @@ def resolve(session: Session, actor: Actor, now: datetime, group_id: int) -> Ale
         .values(status=AlertStatus.RESOLVED.value, resolved_at=now, ends_at=now, open_key=None)
     )
     group.status = AlertStatus.RESOLVED.value
+    inhibit_sources.forget_after_commit(session)
     group.resolved_at = now
     group.resolved_by = actor.id
     group.open_key = None
@@ -219,6 +229,7 @@ def silence_group(
         .values(status=AlertStatus.SUPPRESSED.value, suppressed_by=f"silence:{silence.id}")
     )
     group.status = AlertStatus.SUPPRESSED.value
+    inhibit_sources.forget_after_commit(session)
     escalations.resolve(session, escalations.GROUP, [group.id], now, actor.id)
     group.version += 1
     _log(

@@ -38,7 +38,7 @@ from tocsin.core.lifecycle import (
     ALERT_GROUP_RESOLVED,
     ALERT_GROUP_TRIGGERED,
 )
-from tocsin.services import alert_templates, escalations, lifecycle
+from tocsin.services import alert_templates, escalations, inhibit_sources, lifecycle
 from tocsin.services.alerting_config import (
     AlertingConfig,
     active_noise_control,
@@ -132,6 +132,7 @@ class _Batch:
         self.logs: list[dict[str, Any]] = []
         self._firing_stored: list[Mapping[str, Any]] | None = None
         self._batch_sources: list[Mapping[str, Any]] = []
+        self._forgetting = False
         self.silences, self.windows = active_noise_control(session, now)
         self._assessed: dict[int, _Assessment] = {}
         self._fetched: set[str] = set()
@@ -200,35 +201,47 @@ class _Batch:
 
     def note_source(self, view: Mapping[str, Any]) -> None:
         """Remember a firing alert of this batch that could inhibit others."""
-        if any(matches_all(rule.source, view) for rule in self.config.inhibit_rules):
+        if self._is_source(view):
             self._batch_sources.append(view)
+            self._sources_changed()
+
+    def _is_source(self, view: Mapping[str, Any]) -> bool:
+        return any(matches_all(rule.source, view) for rule in self.config.inhibit_rules)
+
+    def _sources_changed(self) -> None:
+        """This batch changes the firing sources: other batches must not reuse a snapshot."""
+        if not self._forgetting:
+            self._forgetting = True
+            inhibit_sources.forget_after_commit(self.session)
 
     def _stored_sources(self) -> list[Mapping[str, Any]]:
-        """Return stored firing alerts that match some rule's source, once per batch.
+        """Return stored firing alerts that match some rule's source (see inhibit_sources)."""
+        if self._firing_stored is None:
+            self._firing_stored = inhibit_sources.firing_sources(
+                self.session, self.config.inhibit_rules, self._load_sources
+            )
+        return self._firing_stored
+
+    def _load_sources(self) -> list[Mapping[str, Any]]:
+        """Query the firing alerts that match some rule's source.
 
         Equality matchers narrow the query in the database (label or column); the rest is
         checked in Python, on at most INHIBIT_SOURCES of the most recent candidates.
         """
-        if self._firing_stored is None:
-            conditions = [source_condition(rule.source) for rule in self.config.inhibit_rules]
-            query = (
-                select(AlertRow.labels, AlertRow.severity, AlertRow.title, AlertRow.dedup_key,
-                       AlertRow.service_id)
-                .where(AlertRow.status == "firing", or_(*conditions))
-                .order_by(AlertRow.id.desc())
-                .limit(INHIBIT_SOURCES)
-            )  # fmt: skip
-            rows = self.session.execute(query)
-            views = [
-                {"severity": sev, "title": title, "dedup_key": key, "service": svc, **labels}
-                for labels, sev, title, key, svc in rows
-            ]
-            self._firing_stored = [
-                v
-                for v in views
-                if any(matches_all(rule.source, v) for rule in self.config.inhibit_rules)
-            ]
-        return self._firing_stored
+        conditions = [source_condition(rule.source) for rule in self.config.inhibit_rules]
+        query = (
+            select(AlertRow.labels, AlertRow.severity, AlertRow.title, AlertRow.dedup_key,
+                   AlertRow.service_id)
+            .where(AlertRow.status == "firing", or_(*conditions))
+            .order_by(AlertRow.id.desc())
+            .limit(INHIBIT_SOURCES)
+        )  # fmt: skip
+        rows = self.session.execute(query)
+        views = [
+            {"severity": sev, "title": title, "dedup_key": key, "service": svc, **labels}
+            for labels, sev, title, key, svc in rows
+        ]
+        return [v for v in views if self._is_source(v)]
 
     def group_key(self, service: str, view: Mapping[str, Any], signal: Signal) -> str:
         rule = self.config.grouping.get(service)
@@ -322,6 +335,7 @@ class _Batch:
                 row["status"] = AlertStatus.FIRING.value
                 row["suppressed_by"] = None
                 kind = "unsuppressed"
+                self.note_source(view)
         group = self._group_of(alert)
         group.touched = True
         self._declare_rule(group, decided)
@@ -334,6 +348,8 @@ class _Batch:
             return _Done(signal.dedup_key, "dropped", None, None)
         row = alert.row
         if row["status"] == AlertStatus.FIRING:
+            if self.config.inhibit_rules and self._is_source(alert.view):
+                self._sources_changed()
             row["status"] = AlertStatus.ACKNOWLEDGED.value
             row["acknowledged_at"] = self.now
             alert.dirty = True
@@ -353,6 +369,8 @@ class _Batch:
 
     def _resolve_alert(self, alert: _Alert, ends_at: datetime | None) -> None:
         row = alert.row
+        if self.config.inhibit_rules and self._is_source(alert.view):
+            self._sources_changed()
         row["status"] = AlertStatus.RESOLVED.value
         row["resolved_at"] = self.now
         row["ends_at"] = ends_at or self.now

@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session
 from tocsin.engine import coordination
 from tocsin.engine.coordination import Busy
 from tocsin.engine.waker import Waker
+from tocsin.services import wakeup
 from tocsin.storage.db import Database
 
 log = logging.getLogger("tocsin.engine")
@@ -201,8 +202,10 @@ def listen_postgres(url: str, waker: Waker, stop: threading.Event) -> None:
             with psycopg.connect(conninfo, autocommit=True) as conn:
                 conn.execute("LISTEN tocsin_engine")
                 while not stop.is_set():
-                    for _ in conn.notifies(timeout=1.0, stop_after=1):
-                        waker.notify()
+                    for notice in conn.notifies(timeout=1.0, stop_after=1):
+                        # This process's own writers woke this engine already.
+                        if notice.payload != wakeup.origin():
+                            waker.notify()
         except Exception:
             log.exception("LISTEN connection lost; reconnecting")
             time.sleep(1.0)

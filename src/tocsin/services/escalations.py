@@ -21,10 +21,11 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, select, text, update
+from sqlalchemy import and_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
+from tocsin.services import wakeup
 from tocsin.storage.oncall_tables import (
     EscalationPolicyRow,
     EscalationRow,
@@ -130,7 +131,7 @@ def start(session: Session, subjects: Sequence[Subject], now: datetime) -> int:
     if started and not is_sqlite:
         # Engines in other processes wake at commit (this process's engine is woken by the
         # caller, which knows its waker).
-        session.execute(text("SELECT pg_notify('tocsin_engine', '')"))
+        wakeup.notify_engines(session)
     return len(started)
 
 

@@ -12,10 +12,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import insert, text
+from sqlalchemy import insert
 from sqlalchemy.orm import Session
 
 from tocsin.core.alerts import Action
+from tocsin.services import wakeup
 from tocsin.services.alerting_config import alerting_config
 from tocsin.services.group_declare import declare_groups
 from tocsin.services.ingest_batch import _Batch, _Done
@@ -70,7 +71,7 @@ def ingest_many(session: Session, deliveries: Sequence[Delivery]) -> list[Ingest
         session.execute(insert(ChangeEventRow), change_rows)
     if batch.postgres:
         # Delivered at COMMIT: engines in other processes wake for the new work.
-        session.execute(text("SELECT pg_notify('tocsin_engine', 'alerts')"))
+        wakeup.notify_engines(session)
     for payload_id, done, delivery in zip(payload_ids, outcomes_of, deliveries, strict=True):
         results.append(
             Ingested(payload_id, tuple(d.outcome() for d in done), len(delivery.changes))

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol, cast
 
-from sqlalchemy import Table, event, select, text, update
+from sqlalchemy import Table, event, select, update
 from sqlalchemy.orm import Session
 
 from tocsin.core.lifecycle import (
@@ -32,6 +32,7 @@ from tocsin.core.lifecycle import (
     LifecycleEvent,
     subject_path,
 )
+from tocsin.services import wakeup
 from tocsin.storage.bulk import insert_rows
 from tocsin.storage.lifecycle_tables import LifecycleEventRow
 from tocsin.storage.tables import IncidentRoleAssignmentRow, IncidentRow, IncidentServiceRow
@@ -112,7 +113,7 @@ def _wake_at_commit(session: Session) -> None:
         # Delivered at COMMIT to every engine process; identical notifications of one
         # transaction are folded into one. Sent on every call: a savepoint rolled back since
         # an earlier call may have taken that one with it.
-        session.execute(text("SELECT pg_notify('tocsin_engine', '')"))
+        wakeup.notify_engines(session)
     if session.info.get(_WAKE_REGISTERED):
         return
     session.info[_WAKE_REGISTERED] = True

@@ -18,7 +18,6 @@ import fcntl
 import hashlib
 import logging
 import os
-import socket
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import IO
@@ -27,6 +26,7 @@ from sqlalchemy import select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
+from tocsin.services import wakeup
 from tocsin.storage.oncall_tables import EngineModuleRow, OutboxRow
 
 log = logging.getLogger("tocsin.engine")
@@ -34,7 +34,7 @@ log = logging.getLogger("tocsin.engine")
 
 def instance_name() -> str:
     """Return this process's name in engine_modules and outbox claims (host:pid)."""
-    return f"{socket.gethostname()}:{os.getpid()}"
+    return wakeup.origin()
 
 
 class Busy(Exception):

@@ -55,10 +55,6 @@ def forget_after_commit(session: Session) -> None:
     event.listen(session, "after_commit", _forget, once=True)
 
 
-def forget() -> None:
+def _forget(_session: Session) -> None:
     with _lock:
         _cache.clear()
-
-
-def _forget(_session: Session) -> None:
-    forget()

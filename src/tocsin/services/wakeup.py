@@ -25,7 +25,8 @@ def _host() -> str:
 
 
 def origin() -> str:
-    """This process, as notices name it (computed per call: worker processes fork)."""
+    """This process as host:pid, in notices and as the engine's instance name (computed per
+    call: worker processes fork)."""
     return f"{_host()}:{os.getpid()}"
 
 

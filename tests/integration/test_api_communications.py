@@ -3,19 +3,16 @@ server, on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
-import socket
-import threading
-import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-import uvicorn
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 from typer.testing import CliRunner, Result
 
 from tests.conftest import ADMIN_TOKEN, EXAMPLES, FakeClock, apply_yaml
+from tests.e2e.serving import in_thread
 from tocsin.api.app import create_app
 from tocsin.cli.main import app as cli
 from tocsin.storage.db import Database
@@ -168,21 +165,8 @@ def server(
     configured: Database, make_settings: Callable[..., Any], clock: FakeClock
 ) -> Iterator[str]:
     web = create_app(make_settings(configured.url), configured, clock)
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    uv = uvicorn.Server(uvicorn.Config(web, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=uv.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 15
-    while not uv.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            pytest.fail("test server did not start")
-        time.sleep(0.01)
-    yield f"http://127.0.0.1:{port}"
-    uv.should_exit = True
-    thread.join(timeout=15)
-    sock.close()
+    with in_thread(web) as base:
+        yield base
 
 
 @pytest.fixture

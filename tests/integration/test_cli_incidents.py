@@ -5,17 +5,15 @@ from __future__ import annotations
 import json
 import re
 import socket
-import threading
-import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-import uvicorn
 from typer.testing import CliRunner, Result
 
 from tests.conftest import ADMIN_TOKEN
+from tests.e2e.serving import in_thread
 from tocsin.api.app import create_app
 from tocsin.cli.client import TocsinClient
 from tocsin.cli.main import app
@@ -29,22 +27,8 @@ Run = Callable[..., Result]
 def server(core_config: Database, make_settings: Callable[..., Any]) -> Iterator[str]:
     """A Tocsin server on a free port in a background thread; yields its base URL."""
     web = create_app(make_settings(core_config.url), core_config)
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.bind(("127.0.0.1", 0))  # bound before the server starts: no race for the port
-    port = sock.getsockname()[1]
-    config = uvicorn.Config(web, host="127.0.0.1", port=port, log_level="warning")
-    uv = uvicorn.Server(config)
-    thread = threading.Thread(target=uv.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 15
-    while not uv.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            pytest.fail("test server did not start")
-        time.sleep(0.01)
-    yield f"http://127.0.0.1:{port}"
-    uv.should_exit = True
-    thread.join(timeout=15)
-    sock.close()
+    with in_thread(web) as base:
+        yield base
 
 
 @pytest.fixture

@@ -2,15 +2,11 @@
 
 from __future__ import annotations
 
-import socket
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import typer
-import uvicorn
 from click.testing import Result
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
@@ -18,6 +14,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 from typer.testing import CliRunner
 
+from tests.e2e.serving import in_thread
 from tocsin.cli import config_cmds
 from tocsin.configfile import (
     ApplyReport,
@@ -500,18 +497,8 @@ def server(tmp_path: Path) -> Iterator[str]:
         with database.read() as session:
             return PlainTextResponse(export_config(session), media_type="application/yaml")
 
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    http = uvicorn.Server(uvicorn.Config(api, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=http.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not http.started and time.monotonic() < deadline:
-        time.sleep(0.02)
-    yield f"http://127.0.0.1:{port}"
-    http.should_exit = True
-    thread.join(timeout=10)
+    with in_thread(api) as base:
+        yield base
     database.dispose()
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import threading
 from concurrent.futures import Future
 
@@ -105,3 +106,40 @@ def test_many_concurrent_api_declarations_all_commit(api: object) -> None:
     page = api.get("/api/v1/incidents", params={"limit": 100}).json()["items"]
     assert len(page) == 40
     assert len({i["slug"] for i in page}) == 40
+
+
+def test_answers_on_an_event_loop_come_per_item_and_survive_a_caller_leaving(
+    core_config: Database, clock: FakeClock
+) -> None:
+    """Awaited submissions: one loop callback per batch settles each item's own answer."""
+    writer = GroupCommitWriter(core_config)
+    gate = threading.Event()
+
+    async def main() -> list[object]:
+        writer.submit(lambda _s: gate.wait(10))
+        waiting = []
+        for n in range(6):
+            decl = incidents.Declaration(
+                title=f"async {n}", severity="P9" if n == 2 else "P1", services=["api"]
+            )
+            waiting.append(writer.submit_batched_async("declare", (SYSTEM, clock(), decl), _many))
+        single = writer.submit_async(_declare_job(clock, "alone"))
+        waiting[4].cancel()  # its caller went away; the write still happens
+        gate.set()
+        results = await asyncio.gather(*waiting, single, return_exceptions=True)
+        return list(results)
+
+    try:
+        results = asyncio.run(main())
+    finally:
+        writer.close()
+    assert isinstance(results[2], InvalidInput)
+    assert isinstance(results[4], asyncio.CancelledError)
+    assert [r.incident.title for r in (results[0], results[1], results[3], results[5])] == [  # type: ignore[union-attr]
+        "async 0",
+        "async 1",
+        "async 3",
+        "async 5",
+    ]
+    assert isinstance(results[6], int)
+    assert _count(core_config) == 6  # five declarations (one refused) and the lone one

@@ -68,6 +68,7 @@ def serve(
     import uvicorn
 
     from tocsin import logs
+    from tocsin.api.http_protocol import OneSendHttpProtocol
     from tocsin.storage.db import upgrade
 
     settings = _settings(host=host, port=port, config_file=config, database_url=database_url)
@@ -97,6 +98,7 @@ def serve(
             workers=workers,
             log_level=settings.log_level.lower(),
             access_log=False,
+            http=OneSendHttpProtocol,
         )
         return
     from tocsin.api.app import create_app
@@ -109,6 +111,7 @@ def serve(
         port=settings.port,
         log_level=settings.log_level.lower(),
         access_log=False,
+        http=OneSendHttpProtocol,
     )
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import threading
 from collections.abc import Callable, Iterator, Sequence
@@ -122,7 +121,7 @@ class Database:
         concurrently under row locks, each job gets its own transaction on a worker thread.
         """
         if self._group is not None:
-            return await asyncio.wrap_future(self._group.submit(job))
+            return await self._group.submit_async(job)
         return await anyio.to_thread.run_sync(self._run_alone, job)
 
     async def run_write_batched(
@@ -132,7 +131,7 @@ class Database:
 
         batch_fn returns one result or exception per item; an exception is raised here.
         """
-        return await asyncio.wrap_future(self._batcher.submit_batched(kind, item, batch_fn))
+        return await self._batcher.submit_batched_async(kind, item, batch_fn)
 
     def _run_alone(self, job: Callable[[Session], T]) -> T:
         with self.write() as session:

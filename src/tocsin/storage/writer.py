@@ -14,6 +14,7 @@ declarations) are handed to their batch function together, to be written with ex
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import queue
 import threading
@@ -36,7 +37,8 @@ _STOP = object()
 
 @dataclass(slots=True)
 class _Job:
-    future: Future[Any]
+    # An asyncio future is settled on its loop, all of a batch's in one callback.
+    future: Future[Any] | asyncio.Future[Any]
     run: Callable[[Session], Any] | None = None
     kind: str | None = None
     item: Any = None
@@ -68,6 +70,22 @@ class GroupCommitWriter:
     def submit_batched(self, kind: str, item: I, batch_fn: BatchFn) -> Future[Any]:
         """Queue `item` for `batch_fn(session, items)`: a result or an exception per item."""
         future: Future[Any] = Future()
+        self._put(_Job(future, kind=kind, item=item, batch_fn=batch_fn))
+        return future
+
+    def submit_async(self, job: Callable[[Session], T]) -> asyncio.Future[T]:
+        """Like submit, for a caller on an event loop (see submit_batched_async)."""
+        future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
+        self._put(_Job(future, run=job))
+        return future
+
+    def submit_batched_async(self, kind: str, item: I, batch_fn: BatchFn) -> asyncio.Future[Any]:
+        """Like submit_batched, for a caller on an event loop: await the returned future.
+
+        A batch's answers reach their loop in one call_soon_threadsafe, not one per job (a
+        wrapped concurrent future costs a cross-thread wake-up and a few callbacks each).
+        """
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         self._put(_Job(future, kind=kind, item=item, batch_fn=batch_fn))
         return future
 
@@ -116,16 +134,11 @@ class GroupCommitWriter:
                 outcomes = self._attempt(batch, isolated=True)
         except Exception as exc:
             log.exception("group commit of %d jobs failed", len(batch))
-            for job in batch:
-                job.future.set_exception(exc)
+            _answer(batch, [(False, exc)] * len(batch))
             return
         self.batches += 1
         self.jobs_done += len(batch)
-        for (ok, value), job in zip(outcomes, batch, strict=True):
-            if ok:
-                job.future.set_result(value)
-            else:
-                job.future.set_exception(value)
+        _answer(batch, outcomes)
 
     def _attempt(self, batch: list[_Job], *, isolated: bool) -> list[tuple[bool, Any]]:
         """Run the batch in one transaction; without isolation, any failure means _Retry."""
@@ -157,6 +170,35 @@ class GroupCommitWriter:
         if savepoint is not None:
             savepoint.commit()
         return outcomes
+
+
+def _answer(batch: list[_Job], outcomes: list[tuple[bool, Any]]) -> None:
+    """Settle every job's future: concurrent ones here, asyncio ones on their loop."""
+    on_loops: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[Any], bool, Any]]] = {}
+    for (ok, value), job in zip(outcomes, batch, strict=True):
+        future = job.future
+        if isinstance(future, asyncio.Future):
+            on_loops.setdefault(future.get_loop(), []).append((future, ok, value))
+        elif ok:
+            future.set_result(value)
+        else:
+            future.set_exception(value)
+    for loop, answers in on_loops.items():
+        try:
+            loop.call_soon_threadsafe(_settle, answers)
+        except RuntimeError:
+            # The loop was closed (shutdown): nobody is waiting for these answers.
+            log.debug("event loop closed before %d answers", len(answers))
+
+
+def _settle(answers: list[tuple[asyncio.Future[Any], bool, Any]]) -> None:
+    for future, ok, value in answers:
+        if future.done():
+            continue  # the caller gave up (cancelled); its write stands
+        if ok:
+            future.set_result(value)
+        else:
+            future.set_exception(value)
 
 
 def _groups(batch: list[_Job]) -> list[list[_Job]]:

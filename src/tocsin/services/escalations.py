@@ -16,12 +16,12 @@ Decisions, written down once:
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
-from sqlalchemy import and_, select, update
+from sqlalchemy import and_, bindparam, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -50,7 +50,22 @@ class Subject:
     title: str
 
 
-def policy_for(service: ServiceRow | None, severity: str | None) -> str | None:
+class _PolicyHolder(Protocol):
+    escalation_policy_id: str | None
+    severity_policies: Mapping[str, str] | None
+
+
+# Built once: the ingest batch calls start() on every commit, and building an IN expression
+# costs more than running it.
+_SERVICE_POLICIES = select(
+    ServiceRow.id, ServiceRow.escalation_policy_id, ServiceRow.severity_policies
+).where(ServiceRow.id.in_(bindparam("ids", expanding=True)))
+_RESPOND_WITHIN = select(SeverityRow.name, SeverityRow.respond_within_s).where(
+    SeverityRow.name.in_(bindparam("names", expanding=True))
+)
+
+
+def policy_for(service: _PolicyHolder | None, severity: str | None) -> str | None:
     """Return the escalation policy a subject on `service` with `severity` follows."""
     if service is None:
         return None
@@ -62,23 +77,24 @@ def policy_for(service: ServiceRow | None, severity: str | None) -> str | None:
 
 def start(session: Session, subjects: Sequence[Subject], now: datetime) -> int:
     """Start an escalation for each subject whose service has a policy; return how many."""
-    if not subjects:
+    service_ids = sorted({s.service_id for s in subjects if s.service_id})
+    if not service_ids:
         return 0
-    service_ids = {s.service_id for s in subjects if s.service_id}
-    services = {
-        row.id: row
-        for row in session.scalars(select(ServiceRow).where(ServiceRow.id.in_(service_ids)))
-    }
-    severities = {s.severity for s in subjects if s.severity}
+    services = {row.id: row for row in session.execute(_SERVICE_POLICIES, {"ids": service_ids})}
+    chosen = [
+        (subject, policy)
+        for subject in subjects
+        if (policy := policy_for(services.get(subject.service_id or ""), subject.severity))
+    ]
+    if not chosen:
+        return 0
+    names = sorted({s.severity for s, _ in chosen if s.severity})
     within = {
-        row.name.casefold(): row.respond_within_s
-        for row in session.scalars(select(SeverityRow).where(SeverityRow.name.in_(severities)))
+        name.casefold(): seconds
+        for name, seconds in session.execute(_RESPOND_WITHIN, {"names": names})
     }
     rows: list[dict[str, Any]] = []
-    for subject in subjects:
-        policy = policy_for(services.get(subject.service_id or ""), subject.severity)
-        if policy is None:
-            continue
+    for subject, policy in chosen:
         seconds = within.get((subject.severity or "").casefold())
         rows.append(
             {
@@ -100,8 +116,6 @@ def start(session: Session, subjects: Sequence[Subject], now: datetime) -> int:
                 "created_at": now,
             }
         )
-    if not rows:
-        return 0
     is_sqlite = session.get_bind().dialect.name == "sqlite"
     dialect = sqlite if is_sqlite else postgresql
     statement = (

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, insert, or_, select, update
+from sqlalchemy import RowMapping, Select, insert, or_, select, update
 from sqlalchemy.orm import Session
 
 from tocsin.core.alerts import (
@@ -50,7 +50,12 @@ from tocsin.services.ingest_rows import (
     ALERTS,
     GROUP_COLUMNS,
     GROUPS,
+    GROUPS_BY_ID,
+    GROUPS_BY_OPEN_KEY,
+    LOCKING,
     LOGS,
+    OPEN_ALERTS,
+    OPEN_COUNTS,
     UPDATE_ALERT,
     UPDATE_GROUP,
     alert_columns,
@@ -144,24 +149,21 @@ class _Batch:
         """Load (and on PostgreSQL lock) the open alerts these keys name, and their groups."""
         group_ids: set[int] = set()
         for chunk in chunks(sorted(keys)):
-            query = select(AlertRow.__table__).where(AlertRow.open_key.in_(chunk))
-            for row in self.session.execute(self._locking(query.order_by(AlertRow.id))).mappings():
+            for row in self._read(OPEN_ALERTS, chunk):
                 data = dict(row)
                 self.alerts[data["open_key"]] = _Alert(data, stored_view(data), new=False)
                 group_ids.add(data["group_id"])
-        self._load_groups(AlertGroupRow.id, sorted(group_ids))
+        self._load_groups(GROUPS_BY_ID, sorted(group_ids))
 
     def prefetch_groups(self, keys: set[str]) -> None:
         """Load (and lock) the collecting groups these open keys name."""
         missing = sorted(k for k in keys if k not in self.groups and k not in self._fetched)
         self._fetched.update(missing)
-        self._load_groups(AlertGroupRow.open_key, missing)
+        self._load_groups(GROUPS_BY_OPEN_KEY, missing)
 
-    def _load_groups(self, column: Any, values: Sequence[Any]) -> None:
+    def _load_groups(self, query: Select[Any], values: Sequence[Any]) -> None:
         for chunk in chunks(values):
-            query = select(AlertGroupRow.__table__).where(column.in_(chunk))
-            query = self._locking(query.order_by(AlertGroupRow.id))
-            for row in self.session.execute(query).mappings():
+            for row in self._read(query, chunk):
                 if row["id"] in self.loaded_groups:
                     continue
                 group = _Group(dict(row), new=False, touched=False)
@@ -169,14 +171,16 @@ class _Batch:
                 if row["open_key"]:
                     self.groups.setdefault(row["open_key"], group)
 
-    def _locking(self, query: Any) -> Any:
-        # Two processes ingesting the same keys on PostgreSQL take turns; ids in order, so
-        # they never deadlock.
-        return query.with_for_update() if self.postgres else query
+    def _read(self, query: Select[Any], keys: Sequence[Any]) -> Iterable[RowMapping]:
+        if not keys:
+            return ()
+        # Two processes ingesting the same keys on PostgreSQL take turns (see LOCKING).
+        statement = LOCKING[query] if self.postgres else query
+        return self.session.execute(statement, {"keys": list(keys)}).mappings()
 
     def group_by_id(self, group_id: int) -> _Group:
         if group_id not in self.loaded_groups:
-            self._load_groups(AlertGroupRow.id, [group_id])
+            self._load_groups(GROUPS_BY_ID, [group_id])
         return self.loaded_groups[group_id]
 
     # --- decisions ---
@@ -565,12 +569,7 @@ class _Batch:
     def _settle_stored(self, touched: list[_Group]) -> list[_Group]:
         counts: dict[int, dict[str, int]] = defaultdict(dict)
         for chunk in chunks([g.row["id"] for g in touched]):
-            query = (
-                select(AlertRow.group_id, AlertRow.status, func.count())
-                .where(AlertRow.group_id.in_(chunk), AlertRow.status != "resolved")
-                .group_by(AlertRow.group_id, AlertRow.status)
-            )
-            for group_id, status, count in self.session.execute(query):
+            for group_id, status, count in self.session.execute(OPEN_COUNTS, {"keys": chunk}):
                 counts[group_id][status] = count
         due = [g for g in touched if self._settle(g, counts[g.row["id"]])]
         self.session.execute(UPDATE_GROUP, [update_params(g.row, GROUP_COLUMNS) for g in touched])

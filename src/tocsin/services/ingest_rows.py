@@ -6,7 +6,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Table, and_, bindparam, or_, true, update
+from sqlalchemy import Table, and_, bindparam, func, or_, select, true, update
 
 from tocsin.core.alerts import (
     AlertStatus,
@@ -44,6 +44,21 @@ UPDATE_GROUP = (
     update(GROUPS)
     .where(GROUPS.c.id == bindparam("_id"))
     .values({name: bindparam(name) for name in sorted(GROUP_COLUMNS - {"id"})})
+)
+# Reads of every batch, built once with expanding IN parameters ("keys"): building the
+# expression costs more than running it on a small batch. Locking variants for PostgreSQL
+# (ids in order, so two processes ingesting the same keys never deadlock).
+OPEN_ALERTS = select(ALERTS).where(ALERTS.c.open_key.in_(bindparam("keys", expanding=True)))
+OPEN_ALERTS = OPEN_ALERTS.order_by(ALERTS.c.id)
+GROUPS_BY_ID = select(GROUPS).where(GROUPS.c.id.in_(bindparam("keys", expanding=True)))
+GROUPS_BY_ID = GROUPS_BY_ID.order_by(GROUPS.c.id)
+GROUPS_BY_OPEN_KEY = select(GROUPS).where(GROUPS.c.open_key.in_(bindparam("keys", expanding=True)))
+GROUPS_BY_OPEN_KEY = GROUPS_BY_OPEN_KEY.order_by(GROUPS.c.id)
+LOCKING = {q: q.with_for_update() for q in (OPEN_ALERTS, GROUPS_BY_ID, GROUPS_BY_OPEN_KEY)}
+OPEN_COUNTS = (
+    select(ALERTS.c.group_id, ALERTS.c.status, func.count())
+    .where(ALERTS.c.group_id.in_(bindparam("keys", expanding=True)), ALERTS.c.status != "resolved")
+    .group_by(ALERTS.c.group_id, ALERTS.c.status)
 )
 
 

@@ -4,6 +4,11 @@ SQLAlchemy compiles parameters row by row (type processors, key lookups), which 
 storm rates costs more than the database itself. These inserts pre-adapt each value once and
 hand the driver one statement and a list of tuples. Values are stored exactly as SQLAlchemy
 would store them, so ORM and Core reads see no difference.
+
+The statements go to the DBAPI cursor of the session's connection (same transaction), not
+through Connection.exec_driver_sql: its execution context costs ~0.1 ms a statement, a good
+part of a small batch. Driver errors are raised as SQLAlchemy's, as exec_driver_sql would
+(callers retry on sqlalchemy.exc.IntegrityError).
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ from typing import Any
 
 import orjson
 from sqlalchemy import JSON, Boolean, Table, text
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from tocsin.storage.tables import UTCDateTime
@@ -98,14 +104,34 @@ def insert_rows(session: Session, table: Table, rows: Sequence[dict[str, Any]]) 
         for index, adapt in adapters:
             fields[index] = adapt(fields[index])
         params.append(tuple(fields))
-    session.connection().exec_driver_sql(sql, params)
+    _driver(session, sql, params, many=True)
 
 
 def max_id(session: Session, table: Table) -> int:
     """Return the largest id in `table` (0 when empty), cheaply."""
     sql = f'SELECT max(id) FROM "{table.name}"'  # noqa: S608 - a table name
-    value = session.connection().exec_driver_sql(sql).scalar()
+    value = _driver(session, sql, (), many=False)
     return int(value or 0)
+
+
+def _driver(session: Session, sql: str, params: Any, *, many: bool) -> Any:
+    """Run `sql` on the session's DBAPI connection; return the first column of the first row."""
+    connection = session.connection()
+    dialect = connection.dialect
+    cursor = connection.connection.cursor()
+    try:
+        if many:
+            cursor.executemany(sql, params)
+            return None
+        cursor.execute(sql, params)
+        row = cursor.fetchone()
+        return None if row is None else row[0]
+    except dialect.loaded_dbapi.Error as exc:
+        raise DBAPIError.instance(
+            sql, params, exc, dialect.loaded_dbapi.Error, dialect=dialect
+        ) from exc
+    finally:
+        cursor.close()
 
 
 def reserve_ids(session: Session, table: Table, count: int) -> list[int]:

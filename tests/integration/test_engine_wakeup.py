@@ -35,3 +35,32 @@ def test_listener_skips_its_own_process_and_wakes_for_others(pg_url: str) -> Non
     finally:
         stop.set()
         listener.join(timeout=5)
+
+
+def test_one_notice_per_transaction_and_one_for_each_transaction(pg_url: str) -> None:
+    """notify_engines sends once per transaction (each call was a round trip), but a later
+    transaction of the same session sends its own."""
+    from sqlalchemy import event
+    from sqlalchemy.orm import Session
+
+    from tocsin.storage.db import Database
+
+    db = Database(pg_url)
+    sent: list[str] = []
+
+    def count(_conn: object, _cursor: object, statement: str, *_args: object) -> None:
+        if "pg_notify" in statement:
+            sent.append(statement)
+
+    event.listen(db.engine, "before_cursor_execute", count)
+    try:
+        with Session(db.engine) as session:
+            wakeup.notify_engines(session)
+            wakeup.notify_engines(session)
+            session.commit()
+            assert len(sent) == 1
+            wakeup.notify_engines(session)
+            session.commit()
+            assert len(sent) == 2
+    finally:
+        db.dispose()

@@ -17,6 +17,7 @@ from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 CHANNEL = "tocsin_engine"
+_NOTIFIED = "tocsin.notified"  # session.info: the transaction that already sent its notice
 
 
 @cache
@@ -31,5 +32,13 @@ def origin() -> str:
 
 
 def notify_engines(session: Session) -> None:
-    """Queue a notice to every listening engine, delivered when the transaction commits."""
+    """Queue a notice to every listening engine, delivered when the transaction commits.
+
+    Once per transaction: PostgreSQL folds identical notices of a transaction anyway, but
+    each call is a round trip (an ingest batch made up to three).
+    """
+    transaction = session.get_transaction()
+    if transaction is not None and session.info.get(_NOTIFIED) is transaction:
+        return
     session.execute(text("SELECT pg_notify('tocsin_engine', :origin)"), {"origin": origin()})
+    session.info[_NOTIFIED] = session.get_transaction()  # begun by the execute if it was not

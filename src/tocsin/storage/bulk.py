@@ -21,7 +21,7 @@ from operator import itemgetter
 from typing import Any
 
 import orjson
-from sqlalchemy import JSON, Boolean, Table, text
+from sqlalchemy import JSON, Boolean, Table
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
@@ -110,12 +110,12 @@ def insert_rows(session: Session, table: Table, rows: Sequence[dict[str, Any]]) 
 def max_id(session: Session, table: Table) -> int:
     """Return the largest id in `table` (0 when empty), cheaply."""
     sql = f'SELECT max(id) FROM "{table.name}"'  # noqa: S608 - a table name
-    value = _driver(session, sql, (), many=False)
-    return int(value or 0)
+    return int(_driver(session, sql, (), many=False)[0][0] or 0)
 
 
 def _driver(session: Session, sql: str, params: Any, *, many: bool) -> Any:
-    """Run `sql` on the session's DBAPI connection; return the first column of the first row."""
+    """Run `sql` on the session's DBAPI connection: executemany, or execute and return all
+    rows."""
     connection = session.connection()
     dialect = connection.dialect
     cursor = connection.connection.cursor()
@@ -124,8 +124,7 @@ def _driver(session: Session, sql: str, params: Any, *, many: bool) -> Any:
             cursor.executemany(sql, params)
             return None
         cursor.execute(sql, params)
-        row = cursor.fetchone()
-        return None if row is None else row[0]
+        return cursor.fetchall()
     except dialect.loaded_dbapi.Error as exc:
         raise DBAPIError.instance(
             sql, params, exc, dialect.loaded_dbapi.Error, dialect=dialect
@@ -145,11 +144,11 @@ def reserve_ids(session: Session, table: Table, count: int) -> list[int]:
     if count == 0:
         return []
     if session.get_bind().dialect.name == "postgresql":
-        query = text(
+        sql = (
             f"SELECT nextval(pg_get_serial_sequence('{table.name}', 'id')) "  # noqa: S608 - a table name
-            "FROM generate_series(1, :n)"
+            "FROM generate_series(1, %s)"
         )
-        return list(session.scalars(query, {"n": count}))
+        return [row[0] for row in _driver(session, sql, (count,), many=False)]
     first = max_id(session, table) + 1
     return list(range(first, first + count))
 

@@ -66,6 +66,8 @@ def type_name(value: object) -> str:
 
 def clean(text: str) -> str:
     """Replace what no database can store: lone surrogates (from JSON \\ud800) and NUL."""
+    if text.isascii() and "\x00" not in text:
+        return text  # the common case, checked in C (isascii reads a flag CPython keeps)
     try:
         text.encode("utf-8")
     except UnicodeEncodeError:

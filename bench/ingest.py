@@ -26,9 +26,10 @@ its own `tocsin serve` (engine inside) on a free loopback port, with TOCSIN_ENAB
    100,000 alerts.
 4. latency: open-loop PagerDuty events to /v2/enqueue at --rate (1,000/s) for
    --latency-seconds (30); for 1 event in 20 a task polls GET /api/v1/alerts?dedup_key= every
-   5 ms from the answer until the alert is listed (visible = that poll's return - send). Request latency (a 2xx is sent only after the
-   commit), sent -> visible, and the engine wake delay from the tocsin_engine_wake_delay_seconds
-   histogram on /metrics (difference before/after, quantiles interpolated in its buckets).
+   5 ms from the answer until the alert is listed (visible = that poll's return - send).
+   Request latency (a 2xx is sent only after the commit), sent -> visible, and the engine
+   wake delay from the tocsin_engine_wake_delay_seconds histogram on /metrics (difference
+   before/after, quantiles interpolated in its buckets).
    Target p99 < 100 ms for all three.
 
 The open-loop generator sends on a fixed schedule whatever the answers (asyncio and uvloop,
@@ -1114,8 +1115,8 @@ def _settings(args: argparse.Namespace) -> str:
         f"am {args.am_duration} s, {args.am_connections} connections, {args.am_alerts} "
         f"alerts/payload; storm {args.storm_alerts:,} alerts in {args.storm_seconds:g} s, "
         f"{args.storm_batch}/payload, {args.storm_groups:,} groups; latency {args.rate:,g} "
-        f"events/s for {args.latency_seconds:g} s, 1 in {args.sample_every} polled every "
-        f"{args.poll_ms:g} ms; PagerDuty severities {args.pd_severities}; generator "
+        f"events/s for {args.latency_seconds:g} s, 1 in {args.sample_every} polled from its "
+        f"2xx every {args.poll_ms:g} ms; PagerDuty severities {args.pd_severities}; generator "
         f"{args.gen_procs} process(es) x {args.gen_connections} connections."
     )
 

@@ -14,7 +14,8 @@ part of a small batch. Driver errors are raised as SQLAlchemy's, as exec_driver_
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from functools import lru_cache
 from operator import itemgetter
@@ -119,15 +120,15 @@ def max_id(session: Session, table: Table) -> int:
     return int(_driver(session, sql, (), many=False)[0][0] or 0)
 
 
-def _copy(session: Session, sql: str, rows: Sequence[tuple[Any, ...]]) -> None:
-    """COPY rows into a PostgreSQL table on the session's connection (same transaction)."""
+@contextmanager
+def _cursor(session: Session, sql: str) -> Iterator[Any]:
+    """A DBAPI cursor on the session's connection (same transaction); driver errors about
+    `sql` are raised as SQLAlchemy's, as Connection.exec_driver_sql would."""
     connection = session.connection()
     dialect = connection.dialect
     cursor = connection.connection.cursor()
     try:
-        with cursor.copy(sql) as copy:
-            for row in rows:
-                copy.write_row(row)
+        yield cursor
     except dialect.loaded_dbapi.Error as exc:
         raise DBAPIError.instance(
             sql, None, exc, dialect.loaded_dbapi.Error, dialect=dialect
@@ -136,24 +137,21 @@ def _copy(session: Session, sql: str, rows: Sequence[tuple[Any, ...]]) -> None:
         cursor.close()
 
 
+def _copy(session: Session, sql: str, rows: Sequence[tuple[Any, ...]]) -> None:
+    """COPY rows into a PostgreSQL table."""
+    with _cursor(session, sql) as cursor, cursor.copy(sql) as copy:
+        for row in rows:
+            copy.write_row(row)
+
+
 def _driver(session: Session, sql: str, params: Any, *, many: bool) -> Any:
-    """Run `sql` on the session's DBAPI connection: executemany, or execute and return all
-    rows."""
-    connection = session.connection()
-    dialect = connection.dialect
-    cursor = connection.connection.cursor()
-    try:
+    """Run `sql`: executemany, or execute and return all rows."""
+    with _cursor(session, sql) as cursor:
         if many:
             cursor.executemany(sql, params)
             return None
         cursor.execute(sql, params)
         return cursor.fetchall()
-    except dialect.loaded_dbapi.Error as exc:
-        raise DBAPIError.instance(
-            sql, params, exc, dialect.loaded_dbapi.Error, dialect=dialect
-        ) from exc
-    finally:
-        cursor.close()
 
 
 def reserve_ids(session: Session, table: Table, count: int) -> list[int]:

@@ -66,6 +66,7 @@ import os
 import resource
 import shutil
 import signal
+import subprocess
 import sys
 import tempfile
 import time
@@ -125,6 +126,9 @@ class Server:
     pid: int
     url: str  # database
     log: Path
+    # Where the engine's metrics are: the server's own, or an engine process's.
+    engine_metrics: str = ""
+    engine_log: Path | None = None
 
 
 @dataclass(slots=True)
@@ -204,7 +208,9 @@ def main() -> int:
             bench_config = tmp / "bench-integrations.yaml"
             bench_config.write_text(BENCH_CONFIG, encoding="utf-8")
             for name in args.scenarios:
-                with _bench_server(args.backend, tmp / name, bench_config, args.workers) as server:
+                with _bench_server(
+                    args.backend, tmp / name, bench_config, args.workers, args.engine_process
+                ) as server:
                     if not machine:
                         machine = _machine(server.url)
                     {
@@ -266,6 +272,12 @@ def _parse_args() -> argparse.Namespace:
         type=int,
         default=1,
         help="Server worker processes (PostgreSQL only; 1).",
+    )
+    parser.add_argument(
+        "--engine-process",
+        action="store_true",
+        help="Run the engine as a process of its own (`tocsin engine`, the API with "
+        "TOCSIN_ENGINE=false), as README recommends for PostgreSQL under load.",
     )
     parser.add_argument(
         "--rate", type=float, default=1000.0, help="Events/s of the latency run (1000)."
@@ -335,9 +347,10 @@ def _parse_args() -> argparse.Namespace:
 
 @contextlib.contextmanager
 def _bench_server(
-    backend: str, work: Path, bench_config: Path, workers: int = 1
+    backend: str, work: Path, bench_config: Path, workers: int = 1, engine_process: bool = False
 ) -> Iterator[Server]:
-    """A fresh database, configured, and `tocsin serve` on it; all removed afterwards."""
+    """A fresh database, configured, and `tocsin serve` on it (and with engine_process, the
+    API without an engine beside `tocsin engine`); all removed afterwards."""
     work.mkdir(parents=True)
     with _fresh_database(backend, work) as url:
         upgrade(url)
@@ -347,14 +360,56 @@ def _bench_server(
             _run([str(BIN / "tocsin"), "apply", "-f", str(config)], env)
         port = _free_port()
         log = work / "server.log"
-        with _server(env, port, workers, log) as pid:
+        server_env = {**env, "TOCSIN_ENGINE": "false"} if engine_process else env
+        with contextlib.ExitStack() as stack:
+            pid = stack.enter_context(_server(server_env, port, workers, log))
             base = f"http://127.0.0.1:{port}"
             _wait_ready(base)
-            yield Server(base, pid, url, log)
+            if not engine_process:
+                yield Server(base, pid, url, log, engine_metrics=base)
+                return
+            metrics_port = _free_port()
+            engine_log = work / "engine.log"
+            engine_env = {**env, "TOCSIN_ENGINE_METRICS_PORT": str(metrics_port)}
+            stack.enter_context(_engine(engine_env, engine_log))
+            engine_base = f"http://127.0.0.1:{metrics_port}"
+            _wait_metrics(engine_base)
+            yield Server(base, pid, url, log, engine_metrics=engine_base, engine_log=engine_log)
+
+
+@contextlib.contextmanager
+def _engine(env: dict[str, str], log: Path) -> Iterator[None]:
+    """Run `tocsin engine` until the block ends."""
+    _step("starting engine (its own process)")
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            [str(BIN / "tocsin"), "engine"], env=env, stdout=out, stderr=subprocess.STDOUT
+        )
+    try:
+        yield
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=15)
+
+
+def _wait_metrics(base: str) -> None:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        with contextlib.suppress(OSError):
+            if any(name.startswith(WAKE_METRIC) for name, _ in _metrics(base)):
+                return
+        time.sleep(0.2)
+    raise RuntimeError(f"engine metrics at {base} not up after 30 s")
 
 
 def _check_log(server: Server, scenario: str, report: Report) -> None:
     lines = server.log.read_text(errors="replace").splitlines()
+    if server.engine_log is not None:
+        lines += server.engine_log.read_text(errors="replace").splitlines()
     bad = [ln for ln in lines if "Traceback" in ln or " ERROR " in ln or ln.startswith("ERROR")]
     if bad:
         print("\n".join(lines[-40:]), file=sys.stderr)
@@ -1017,7 +1072,7 @@ def _latency(server: Server, args: argparse.Namespace, report: Report) -> None:
         f"latency: {count:,} PagerDuty events at {args.rate:,.0f}/s, 1 in {args.sample_every} "
         f"polled every {args.poll_ms:g} ms until visible, {args.gen_procs} generator process(es)"
     )
-    before = _wake_buckets(server.base)
+    before = _wake_buckets(server.engine_metrics)
     result, cpu, load = _run_open_loop(server, spec, args.gen_procs)
     row = _open_loop_row("PagerDuty events, open loop", spec, result, cpu, load, 1)
     report.add(row)
@@ -1047,7 +1102,7 @@ def _latency(server: Server, args: argparse.Namespace, report: Report) -> None:
     )
     report.check("latency: non-2xx", row.errors, "0", row.errors == "0", integrity=True)
     _no_loss(report, "latency", server, "/v2/enqueue", PD_KEY, result.ok, 1, 0)
-    after = _wake_buckets(server.base)
+    after = _wake_buckets(server.engine_metrics)
     wakes = {le: after.get(le, 0.0) - before.get(le, 0.0) for le in after}
     total = wakes.get(math.inf, 0.0)
     p50, p99 = _histogram_quantile(wakes, 0.5), _histogram_quantile(wakes, 0.99)
@@ -1121,14 +1176,25 @@ def _settings(args: argparse.Namespace) -> str:
     )
 
 
+def _shape(args: argparse.Namespace) -> str:
+    if args.engine_process:
+        return (
+            "`tocsin serve` (TOCSIN_ENGINE=false) beside `tocsin engine` (its own process, "
+            "woken by NOTIFY), on loopback,"
+        )
+    return "`tocsin serve` (one process, engine inside, on loopback)"
+
+
 def _record(args: argparse.Namespace, machine: dict[str, str], tables: str, command: str) -> Path:
     title = {"sqlite": "SQLite", "postgresql": "PostgreSQL"}[args.backend]
+    if args.engine_process:
+        title += ", engine as its own process"
     machine_lines = "\n".join(f"- {k}: {v}" for k, v in machine.items())
     text_ = (
         f"## Alert ingestion, {title}\n\n"
         f"```\n{command}\n```\n\n{_settings(args)}\n\n"
-        "Produced by `bench/ingest.py` (see bench/README.md): a fresh database and `tocsin "
-        "serve` (one process, engine inside, on loopback) per scenario. wrk rows are closed "
+        "Produced by `bench/ingest.py` (see bench/README.md): a fresh database and "
+        f"{_shape(args)} per scenario. wrk rows are closed "
         "loops (each connection sends its next request when the last one is answered); "
         "open-loop rows send on a fixed schedule whatever the answers, latency measured from "
         "the send. *Server CPU ms/req* is the server's user + system CPU time per request; "
@@ -1137,7 +1203,8 @@ def _record(args: argparse.Namespace, machine: dict[str, str], tables: str, comm
         f"{tables}\n\nMachine:\n\n{machine_lines}\n"
     )
     RESULTS_DIR.mkdir(parents=True, exist_ok=True)
-    path = RESULTS_DIR / f"ingest-{args.backend}.md"
+    suffix = "-engine-process" if args.engine_process else ""
+    path = RESULTS_DIR / f"ingest-{args.backend}{suffix}.md"
     path.write_text(text_, encoding="utf-8")
     return path
 

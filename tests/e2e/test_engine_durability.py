@@ -526,6 +526,32 @@ def test_a_second_engine_on_one_sqlite_file_exits_1_saying_why(db_url: str, tmp_
         wait_running(third)
 
 
+# --- metrics ---
+
+
+def test_an_engine_of_its_own_serves_its_metrics(db_url: str, tmp_path: Path) -> None:
+    """`tocsin engine --metrics-port` (here through its environment variable): with the API
+    started with TOCSIN_ENGINE=false, the engine's figures are only there."""
+    port = free_port()
+    env = engine_env(db_url, tmp_path, TOCSIN_ENGINE_METRICS_PORT=str(port))
+    with engines(env, tmp_path) as start:
+        wait_running(one := start("engine-metrics"))
+        text = ""
+
+        def scraped() -> bool:
+            nonlocal text
+            try:
+                text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=2).text
+            except httpx.TransportError:
+                return False
+            return 'tocsin_engine_module_seconds_count{module="heartbeats"}' in text
+
+        wait_until(scraped, "the engine's /metrics", timeout=30)
+        assert "tocsin_engine_wake_delay_seconds_bucket" in text
+        assert "tocsin_engine_module_failures" in text
+        assert one.proc.poll() is None
+
+
 # --- waking ---
 
 

@@ -118,6 +118,20 @@ def serve(
 @app.command()
 def engine(
     database_url: Annotated[str | None, typer.Option(help="[TOCSIN_DATABASE_URL]")] = None,
+    metrics_port: Annotated[
+        int | None,
+        typer.Option(
+            envvar="TOCSIN_ENGINE_METRICS_PORT",
+            help="Serve the engine's Prometheus metrics (/metrics) on this port "
+            "[TOCSIN_ENGINE_METRICS_PORT].",
+        ),
+    ] = None,
+    metrics_host: Annotated[
+        str,
+        typer.Option(
+            envvar="TOCSIN_ENGINE_METRICS_HOST", help="... on this interface (127.0.0.1)."
+        ),
+    ] = "127.0.0.1",
 ) -> None:
     """Run the engine alone (heartbeats, payload retention …) until interrupted.
 
@@ -126,6 +140,8 @@ def engine(
     """
     import signal
     import threading
+
+    from prometheus_client import CollectorRegistry, start_http_server
 
     from tocsin import logs
     from tocsin.api.app import build_engine
@@ -140,7 +156,8 @@ def engine(
     upgrade(url)
     db = Database(url)
     ctx = AppContext.build(settings, db)
-    loop = build_engine(ctx, None)
+    registry = CollectorRegistry()
+    loop = build_engine(ctx, registry)
     try:
         loop.acquire()
     except EngineAlreadyRunning as exc:
@@ -158,6 +175,10 @@ def engine(
 
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, _stop)
+    if metrics_port is not None:
+        # The engine's own figures (wake delay, module run times, failures): a server with
+        # TOCSIN_ENGINE=false has none of them on its /metrics.
+        start_http_server(metrics_port, addr=metrics_host, registry=registry)
     console.print(f"Tocsin engine running (database: {_redact(url)})")
     loop.run_forever()
     db.dispose()

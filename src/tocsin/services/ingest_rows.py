@@ -6,7 +6,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Table, and_, bindparam, func, or_, select, true, update
+from sqlalchemy import Select, Table, and_, bindparam, func, or_, select, true, update
 
 from tocsin.core.alerts import (
     AlertStatus,
@@ -45,15 +45,19 @@ UPDATE_GROUP = (
     .where(GROUPS.c.id == bindparam("_id"))
     .values({name: bindparam(name) for name in sorted(GROUP_COLUMNS - {"id"})})
 )
+
+
+def _by_keys(table: Table, column: Any) -> Select[Any]:
+    """Rows of `table` whose `column` is in the "keys" parameter, in id order."""
+    return select(table).where(column.in_(bindparam("keys", expanding=True))).order_by(table.c.id)
+
+
 # Reads of every batch, built once with expanding IN parameters ("keys"): building the
 # expression costs more than running it on a small batch. Locking variants for PostgreSQL
 # (ids in order, so two processes ingesting the same keys never deadlock).
-OPEN_ALERTS = select(ALERTS).where(ALERTS.c.open_key.in_(bindparam("keys", expanding=True)))
-OPEN_ALERTS = OPEN_ALERTS.order_by(ALERTS.c.id)
-GROUPS_BY_ID = select(GROUPS).where(GROUPS.c.id.in_(bindparam("keys", expanding=True)))
-GROUPS_BY_ID = GROUPS_BY_ID.order_by(GROUPS.c.id)
-GROUPS_BY_OPEN_KEY = select(GROUPS).where(GROUPS.c.open_key.in_(bindparam("keys", expanding=True)))
-GROUPS_BY_OPEN_KEY = GROUPS_BY_OPEN_KEY.order_by(GROUPS.c.id)
+OPEN_ALERTS = _by_keys(ALERTS, ALERTS.c.open_key)
+GROUPS_BY_ID = _by_keys(GROUPS, GROUPS.c.id)
+GROUPS_BY_OPEN_KEY = _by_keys(GROUPS, GROUPS.c.open_key)
 LOCKING = {q: q.with_for_update() for q in (OPEN_ALERTS, GROUPS_BY_ID, GROUPS_BY_OPEN_KEY)}
 OPEN_COUNTS = (
     select(ALERTS.c.group_id, ALERTS.c.status, func.count())

@@ -245,6 +245,10 @@ def _check_operand(name: str, op: str, value: Any) -> None:
         raise ValueError(f"{name}.{op}: expected a list")
 
 
+# The JSON scalars a matcher can compare (a tuple: `str | int | …` is rebuilt at every use).
+SCALARS = (str, int, float, bool)
+
+
 def matches_all(matchers: Mapping[str, Sequence[Matcher]], view: Mapping[str, Any]) -> bool:
     """Return whether every condition holds on the view (an empty matcher set matches all)."""
     return all(m.matches(view.get(name)) for name, ms in matchers.items() for m in ms)
@@ -256,9 +260,7 @@ def match_view(signal: Signal, *, service: str, integration: str, now: datetime)
     `duration` is how long the alert has been firing by its own start time, so a rule such as
     "unavailable for more than 5 minutes" holds once a re-sent alert is old enough.
     """
-    view: dict[str, Any] = {
-        k: v for k, v in signal.details.items() if isinstance(v, str | int | float | bool)
-    }
+    view: dict[str, Any] = {k: v for k, v in signal.details.items() if isinstance(v, SCALARS)}
     view.update(
         {
             "title": signal.title,

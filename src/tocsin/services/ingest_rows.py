@@ -9,6 +9,7 @@ from typing import Any, cast
 from sqlalchemy import Select, Table, and_, bindparam, func, or_, select, true, update
 
 from tocsin.core.alerts import (
+    SCALARS,
     AlertStatus,
     ChangeEvent,
     Matcher,
@@ -145,7 +146,7 @@ def alert_row(
 
 def stored_view(row: Mapping[str, Any]) -> dict[str, Any]:
     view: dict[str, Any] = {
-        k: v for k, v in (row["details"] or {}).items() if isinstance(v, str | int | float | bool)
+        k: v for k, v in (row["details"] or {}).items() if isinstance(v, SCALARS)
     }
     view.update(
         {

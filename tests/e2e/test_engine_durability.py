@@ -582,7 +582,6 @@ def test_a_declared_incident_wakes_the_engine_in_serve(
     assert took < 1.0, f"the first page left {took:.1f} s after the declaration"
 
 
-@pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)
 def test_a_declared_incident_wakes_a_separate_engine(
     db_url: str, tmp_path: Path, receivers: tuple[WebhookReceiver, SmtpReceiver]
 ) -> None:

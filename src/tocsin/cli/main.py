@@ -147,7 +147,7 @@ def engine(
     from tocsin.api.app import build_engine
     from tocsin.api.context import AppContext
     from tocsin.engine.coordination import EngineAlreadyRunning
-    from tocsin.engine.loop import listen_postgres
+    from tocsin.engine.loop import listen_postgres, watch_sqlite
     from tocsin.storage.db import Database, upgrade
 
     settings = _settings(database_url=database_url)
@@ -164,7 +164,13 @@ def engine(
         err.print(f"error: {exc}", highlight=False, markup=False)
         raise typer.Exit(1) from None
     stop = threading.Event()
-    if not db.is_sqlite:
+    if db.is_sqlite:
+        # The API's process wakes its own engine directly; this one hears of commits so.
+        database = db.engine.url.database or ""
+        threading.Thread(
+            target=watch_sqlite, args=(database, loop.waker, stop), daemon=True
+        ).start()
+    else:
         threading.Thread(
             target=listen_postgres, args=(db.url, loop.waker, stop), daemon=True
         ).start()

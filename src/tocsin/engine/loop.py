@@ -209,3 +209,30 @@ def listen_postgres(url: str, waker: Waker, stop: threading.Event) -> None:
         except Exception:
             log.exception("LISTEN connection lost; reconnecting")
             time.sleep(1.0)
+
+
+def watch_sqlite(database: str, waker: Waker, stop: threading.Event, every: float = 0.05) -> None:
+    """Wake an engine running apart from the API when another connection commits (SQLite).
+
+    SQLite has no NOTIFY. `PRAGMA data_version` on a connection of its own changes when any
+    other connection commits a change (the API's writer, or this engine's own modules: such a
+    wake runs one cycle that finds nothing and writes nothing, so it does not repeat). A
+    read of it is a few microseconds; every 50 ms keeps the wake delay well under 100 ms.
+    """
+    import sqlite3
+
+    while not stop.is_set():
+        try:
+            conn = sqlite3.connect(f"file:{database}?mode=ro", uri=True, check_same_thread=False)
+            try:
+                seen = conn.execute("PRAGMA data_version").fetchone()[0]
+                while not stop.wait(every):
+                    version = conn.execute("PRAGMA data_version").fetchone()[0]
+                    if version != seen:
+                        seen = version
+                        waker.notify()
+            finally:
+                conn.close()
+        except sqlite3.Error:
+            log.exception("watching %s for commits failed; retrying", database)
+            stop.wait(1.0)

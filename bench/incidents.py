@@ -237,18 +237,15 @@ def _server_env(url: str, tmp: Path) -> dict[str, str]:
 
 
 @contextlib.contextmanager
-def _server(env: dict[str, str], port: int, workers: int, log: Path) -> Iterator[int]:
-    """Run `tocsin serve` in its own process group and yield its pid; stop the group after."""
-    argv = [str(BIN / "tocsin"), "serve", "--host", "127.0.0.1", "--port", str(port)]
-    if workers > 1:
-        argv += ["--workers", str(workers)]
+def _process(argv: list[str], env: dict[str, str], log: Path) -> Iterator[subprocess.Popen[bytes]]:
+    """Run a Tocsin process in its own process group; stop the group afterwards."""
     _step(f"starting {' '.join(argv[1:])}")
     with log.open("wb") as out:
         proc = subprocess.Popen(
             argv, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
         )
     try:
-        yield proc.pid
+        yield proc
     finally:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, signal.SIGTERM)
@@ -258,8 +255,18 @@ def _server(env: dict[str, str], port: int, workers: int, log: Path) -> Iterator
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(proc.pid, signal.SIGKILL)
             proc.wait(timeout=15)
-        if proc.returncode not in (0, -signal.SIGTERM):
-            print(log.read_text(errors="replace")[-3000:], file=sys.stderr)
+
+
+@contextlib.contextmanager
+def _server(env: dict[str, str], port: int, workers: int, log: Path) -> Iterator[int]:
+    """Run `tocsin serve` in its own process group and yield its pid; stop the group after."""
+    argv = [str(BIN / "tocsin"), "serve", "--host", "127.0.0.1", "--port", str(port)]
+    if workers > 1:
+        argv += ["--workers", str(workers)]
+    with _process(argv, env, log) as proc:
+        yield proc.pid
+    if proc.returncode not in (0, -signal.SIGTERM):
+        print(log.read_text(errors="replace")[-3000:], file=sys.stderr)
 
 
 def _wait_ready(base: str) -> None:

@@ -66,7 +66,6 @@ import os
 import resource
 import shutil
 import signal
-import subprocess
 import sys
 import tempfile
 import time
@@ -88,6 +87,7 @@ from incidents import (
     _free_port,
     _fresh_database,
     _machine,
+    _process,
     _run,
     _run_wrk,
     _server,
@@ -371,29 +371,10 @@ def _bench_server(
             metrics_port = _free_port()
             engine_log = work / "engine.log"
             engine_env = {**env, "TOCSIN_ENGINE_METRICS_PORT": str(metrics_port)}
-            stack.enter_context(_engine(engine_env, engine_log))
+            stack.enter_context(_process([str(BIN / "tocsin"), "engine"], engine_env, engine_log))
             engine_base = f"http://127.0.0.1:{metrics_port}"
             _wait_metrics(engine_base)
             yield Server(base, pid, url, log, engine_metrics=engine_base, engine_log=engine_log)
-
-
-@contextlib.contextmanager
-def _engine(env: dict[str, str], log: Path) -> Iterator[None]:
-    """Run `tocsin engine` until the block ends."""
-    _step("starting engine (its own process)")
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            [str(BIN / "tocsin"), "engine"], env=env, stdout=out, stderr=subprocess.STDOUT
-        )
-    try:
-        yield
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=15)
 
 
 def _wait_metrics(base: str) -> None:

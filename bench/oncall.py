@@ -58,7 +58,16 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 import httpx
-from incidents import BIN, ROOT, _command_line, _cpu_seconds, _free_port, _run, _step
+from incidents import (
+    BIN,
+    ROOT,
+    _command_line,
+    _cpu_seconds,
+    _free_port,
+    _process,
+    _run,
+    _step,
+)
 from incidents import _server_env as _base_env
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import bindparam, create_engine, func, select, text, update
@@ -330,27 +339,6 @@ def _spread(url: str, start: datetime, seconds: float) -> int:
 
 
 # --- processes ---
-
-
-@contextlib.contextmanager
-def _process(argv: list[str], env: dict[str, str], log: Path) -> Iterator[subprocess.Popen[bytes]]:
-    """Run a Tocsin process in its own process group; stop the group afterwards."""
-    _step(f"starting {' '.join(argv[1:])}")
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            argv, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
-        )
-    try:
-        yield proc
-    finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=15)
 
 
 def _wait_ready(base: str, proc: subprocess.Popen[bytes], log: Path) -> None:

@@ -9,7 +9,8 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from tocsin.services.ingest_rows import ALERTS, GROUPS, PAYLOADS
+from tocsin.core.alerts import Action, AlertStatus, Signal
+from tocsin.services.ingest_rows import ALERTS, GROUPS, PAYLOADS, alert_columns, alert_row
 from tocsin.storage.bulk import insert_rows, insert_with_ids
 from tocsin.storage.db import Database
 from tocsin.storage.tables import AlertPayloadRow, AlertRow
@@ -55,34 +56,18 @@ def _group(session: Session) -> int:
 
 
 def _alert(key: str, labels: dict[str, object], group_id: int) -> dict[str, object]:
-    now = NOW
-    return {
-        "integration_key": "k",
-        "service_id": "api",
-        "group_id": group_id,
-        "dedup_key": key,
-        "open_key": f"k\x1f{key}",
-        "status": "firing",
-        "suppressed_by": None,
-        "urgency": "high",
-        "starts_at": None,
-        "ends_at": None,
-        "first_seen_at": now,
-        "last_seen_at": now,
-        "acknowledged_at": None,
-        "resolved_at": None,
-        "event_count": 1,
-        "title": key,
-        "severity": "error",
-        "source": None,
-        "component": None,
-        "group_name": None,
-        "class_name": None,
-        "labels": labels,
-        "details": {"nested": {"list": [1, 2.5, True, None, "a\tb"]}},
-        "links": [],
-        "images": [],
-    }
+    """An alert row as the ingest batch builds it."""
+    signal = Signal(
+        Action.TRIGGER,
+        key,
+        key,
+        severity="error",
+        labels=labels,  # type: ignore[arg-type]  # values beyond str: the JSON column's job
+        details={"nested": {"list": [1, 2.5, True, None, "a\tb"]}},
+    )
+    row = alert_row(signal, "k", "api", f"k\x1f{key}", AlertStatus.FIRING, NOW)
+    row["group_id"] = group_id
+    return alert_columns(row)
 
 
 def test_json_columns_round_trip(core_config: Database) -> None:

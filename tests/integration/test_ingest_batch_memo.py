@@ -6,7 +6,7 @@ from sqlalchemy import select
 
 from tests.conftest import FakeClock, apply_yaml
 from tocsin.ingest import alertmanager, pagerduty
-from tocsin.services.alerting_config import alerting_config
+from tocsin.services.alerting_config import IntegrationConfig, alerting_config
 from tocsin.services.ingest import Delivery, ingest_many
 from tocsin.storage.db import Database
 from tocsin.storage.tables import AlertGroupRow, AlertRow
@@ -26,6 +26,20 @@ grouping:
 """
 
 
+def _configured(db: Database, key: str) -> IntegrationConfig:
+    """Apply CONFIG; return the integration `key` as ingest sees it."""
+    apply_yaml(db, CONFIG)
+    with db.read() as session:
+        return alerting_config(session).integrations[key]
+
+
+def _ingest(db: Database, deliveries: list[Delivery]) -> None:
+    """Ingest the deliveries as one batch and commit."""
+    with db.write() as session:
+        ingest_many(session, deliveries)
+        session.commit()
+
+
 def _pd(key: str, details: dict[str, object]) -> dict[str, object]:
     return {
         "routing_key": "memo-pd-0001",
@@ -39,15 +53,11 @@ def test_values_equal_in_python_but_not_to_a_matcher_route_apart(
     core_config: Database, clock: FakeClock
 ) -> None:
     """true, 1 and "true" are different to a matcher (true and 1 compare equal in Python)."""
-    apply_yaml(core_config, CONFIG)
-    with core_config.read() as session:
-        integration = alerting_config(session).integrations["memo-pd-0001"]
+    integration = _configured(core_config, "memo-pd-0001")
     events = {"bool": {"flag": True}, "int": {"flag": 1}, "text": {"flag": "true"}, "none": {}}
     signals = [pagerduty.parse_event(_pd(k, d), new_key=str) for k, d in events.items()]
     deliveries = [Delivery(integration, "pagerduty", "{}", clock(), (s,)) for s in signals]
-    with core_config.write() as session:
-        ingest_many(session, deliveries)
-        session.commit()
+    _ingest(core_config, deliveries)
     with core_config.read() as session:
         urgency = dict(session.execute(select(AlertRow.dedup_key, AlertRow.urgency)).all())
     assert urgency == {"bool": "low", "int": "high", "text": "low", "none": "high"}
@@ -56,9 +66,7 @@ def test_values_equal_in_python_but_not_to_a_matcher_route_apart(
 def test_a_batch_of_alertmanager_alerts_routes_and_groups_each_by_its_own_labels(
     core_config: Database, clock: FakeClock
 ) -> None:
-    apply_yaml(core_config, CONFIG)
-    with core_config.read() as session:
-        integration = alerting_config(session).integrations["memo-am-0001"]
+    integration = _configured(core_config, "memo-am-0001")
     alerts = [
         {
             "status": "firing",
@@ -72,9 +80,7 @@ def test_a_batch_of_alertmanager_alerts_routes_and_groups_each_by_its_own_labels
     ]
     body = {"version": "4", "status": "firing", "alerts": alerts}
     delivery = Delivery(integration, "alertmanager", "{}", clock(), tuple(alertmanager.parse(body)))
-    with core_config.write() as session:
-        ingest_many(session, [delivery])
-        session.commit()
+    _ingest(core_config, [delivery])
     with core_config.read() as session:
         rows = session.execute(select(AlertRow.labels, AlertRow.urgency, AlertRow.group_id)).all()
         group_keys = dict(session.execute(select(AlertGroupRow.id, AlertGroupRow.group_key)).all())

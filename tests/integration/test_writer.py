@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from concurrent.futures import Future
+from typing import Any
 
 import pytest
 from sqlalchemy import func, select
@@ -32,17 +32,22 @@ def _declare_job(clock: FakeClock, title: str, severity: str = "P1"):  # type: i
 def test_a_failing_job_rolls_back_only_itself(core_config: Database, clock: FakeClock) -> None:
     writer = GroupCommitWriter(core_config)
     gate = threading.Event()
-    try:
+
+    async def main() -> list[object]:
         # Hold the writer on a first job so the next three queue up and run as one batch.
         first = writer.submit(lambda _s: gate.wait(10))
         ok1 = writer.submit(_declare_job(clock, "first"))
         bad = writer.submit(_declare_job(clock, "bad", severity="P9"))
         ok2 = writer.submit(_declare_job(clock, "second"))
         gate.set()
-        assert first.result(10) is True
-        ids = [ok1.result(10), ok2.result(10)]
+        assert await asyncio.wait_for(first, 10) is True
+        ids = [await asyncio.wait_for(ok1, 10), await asyncio.wait_for(ok2, 10)]
         with pytest.raises(InvalidInput):
-            bad.result(10)
+            await asyncio.wait_for(bad, 10)
+        return ids
+
+    try:
+        ids = asyncio.run(main())
     finally:
         writer.close()
     assert _count(core_config) == 2
@@ -56,9 +61,10 @@ def test_batched_declarations_get_unique_slugs_and_errors_per_item(
 ) -> None:
     writer = GroupCommitWriter(core_config)
     gate = threading.Event()
-    futures: list[Future[object]] = []
-    try:
+
+    async def main() -> list[Any]:
         writer.submit(lambda _s: gate.wait(10))
+        futures = []
         for n in range(30):
             decl = incidents.Declaration(
                 title=f"storm {n}", severity="P9" if n == 7 else "P0", services=["api"]
@@ -69,9 +75,13 @@ def test_batched_declarations_get_unique_slugs_and_errors_per_item(
         for n, future in enumerate(futures):
             if n == 7:
                 with pytest.raises(InvalidInput):
-                    future.result(10)
+                    await asyncio.wait_for(future, 10)
             else:
-                results.append(future.result(10))
+                results.append(await asyncio.wait_for(future, 10))
+        return results
+
+    try:
+        results = asyncio.run(main())
     finally:
         writer.close()
     assert writer.batches <= 3  # the 29 declarations shared a transaction
@@ -122,8 +132,8 @@ def test_answers_on_an_event_loop_come_per_item_and_survive_a_caller_leaving(
             decl = incidents.Declaration(
                 title=f"async {n}", severity="P9" if n == 2 else "P1", services=["api"]
             )
-            waiting.append(writer.submit_batched_async("declare", (SYSTEM, clock(), decl), _many))
-        single = writer.submit_async(_declare_job(clock, "alone"))
+            waiting.append(writer.submit_batched("declare", (SYSTEM, clock(), decl), _many))
+        single = writer.submit(_declare_job(clock, "alone"))
         waiting[4].cancel()  # its caller went away; the write still happens
         gate.set()
         results = await asyncio.gather(*waiting, single, return_exceptions=True)

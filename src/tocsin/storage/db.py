@@ -121,7 +121,7 @@ class Database:
         concurrently under row locks, each job gets its own transaction on a worker thread.
         """
         if self._group is not None:
-            return await self._group.submit_async(job)
+            return await self._group.submit(job)
         return await anyio.to_thread.run_sync(self._run_alone, job)
 
     async def run_write_batched(
@@ -131,7 +131,7 @@ class Database:
 
         batch_fn returns one result or exception per item; an exception is raised here.
         """
-        return await self._batcher.submit_batched_async(kind, item, batch_fn)
+        return await self._batcher.submit_batched(kind, item, batch_fn)
 
     def _run_alone(self, job: Callable[[Session], T]) -> T:
         with self.write() as session:

@@ -19,7 +19,6 @@ import logging
 import queue
 import threading
 from collections.abc import Callable, Sequence
-from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -37,8 +36,8 @@ _STOP = object()
 
 @dataclass(slots=True)
 class _Job:
-    # An asyncio future is settled on its loop, all of a batch's in one callback.
-    future: Future[Any] | asyncio.Future[Any]
+    # Settled on its loop, all of a batch's answers in one callback.
+    future: asyncio.Future[Any]
     run: Callable[[Session], Any] | None = None
     kind: str | None = None
     item: Any = None
@@ -61,29 +60,18 @@ class GroupCommitWriter:
         self.batches = 0
         self.jobs_done = 0
 
-    def submit(self, job: Callable[[Session], T]) -> Future[T]:
-        """Queue `job(session)`; the future resolves after the commit that includes it."""
-        future: Future[T] = Future()
-        self._put(_Job(future, run=job))
-        return future
-
-    def submit_batched(self, kind: str, item: I, batch_fn: BatchFn) -> Future[Any]:
-        """Queue `item` for `batch_fn(session, items)`: a result or an exception per item."""
-        future: Future[Any] = Future()
-        self._put(_Job(future, kind=kind, item=item, batch_fn=batch_fn))
-        return future
-
-    def submit_async(self, job: Callable[[Session], T]) -> asyncio.Future[T]:
-        """Like submit, for a caller on an event loop (see submit_batched_async)."""
+    def submit(self, job: Callable[[Session], T]) -> asyncio.Future[T]:
+        """Queue `job(session)` from an event loop; the future resolves on that loop after the
+        commit that includes the job."""
         future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
         self._put(_Job(future, run=job))
         return future
 
-    def submit_batched_async(self, kind: str, item: I, batch_fn: BatchFn) -> asyncio.Future[Any]:
-        """Like submit_batched, for a caller on an event loop: await the returned future.
+    def submit_batched(self, kind: str, item: I, batch_fn: BatchFn) -> asyncio.Future[Any]:
+        """Queue `item` for `batch_fn(session, items)`: a result or an exception per item.
 
         A batch's answers reach their loop in one call_soon_threadsafe, not one per job (a
-        wrapped concurrent future costs a cross-thread wake-up and a few callbacks each).
+        wrapped concurrent future cost a cross-thread wake-up and a few callbacks each).
         """
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         self._put(_Job(future, kind=kind, item=item, batch_fn=batch_fn))
@@ -173,16 +161,10 @@ class GroupCommitWriter:
 
 
 def _answer(batch: list[_Job], outcomes: list[tuple[bool, Any]]) -> None:
-    """Settle every job's future: concurrent ones here, asyncio ones on their loop."""
+    """Settle every job's future on its event loop."""
     on_loops: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[Any], bool, Any]]] = {}
     for (ok, value), job in zip(outcomes, batch, strict=True):
-        future = job.future
-        if isinstance(future, asyncio.Future):
-            on_loops.setdefault(future.get_loop(), []).append((future, ok, value))
-        elif ok:
-            future.set_result(value)
-        else:
-            future.set_exception(value)
+        on_loops.setdefault(job.future.get_loop(), []).append((job.future, ok, value))
     for loop, answers in on_loops.items():
         try:
             loop.call_soon_threadsafe(_settle, answers)

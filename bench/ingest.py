@@ -3,13 +3,14 @@
     .venv/bin/python bench/ingest.py --backend sqlite|postgresql [--no-record]
         [--scenarios ceiling am storm latency] [--duration 60] [--connections 32]
         [--am-duration 30] [--am-connections 8] [--storm-seconds 60] [--rate 1000]
-        [--latency-seconds 30] [--gen-procs 1]
+        [--latency-seconds 30] [--gen-procs 1] [--engine-process] [--ingest-thread]
 
 Each scenario gets a fresh database (a SQLite file in a temporary directory, or the PostgreSQL
 database `tocsin_bench` at TOCSIN_BENCH_PG_URL, as bench/incidents.py does, whose helpers this
 reuses), migrated and configured with `tocsin apply -f` examples/core.yaml, examples/alerting.yaml
 and a bench-only file re-declaring the two integrations used with `rate_limit: 1000000/s`; then
-its own `tocsin serve` (engine inside) on a free loopback port, with TOCSIN_ENABLE_NULL_INGEST=1
+its own `tocsin serve` (engine inside, ingest writes in its child process; --ingest-thread
+for a thread of the server instead) on a free loopback port, with TOCSIN_ENABLE_NULL_INGEST=1
 (POST /bench/null/enqueue parses and validates like /v2/enqueue and stores nothing).
 
 1. ceiling: wrk with bench/ingest_pd.lua (a new PagerDuty trigger per request: unique dedup_key,
@@ -209,7 +210,12 @@ def main() -> int:
             bench_config.write_text(BENCH_CONFIG, encoding="utf-8")
             for name in args.scenarios:
                 with _bench_server(
-                    args.backend, tmp / name, bench_config, args.workers, args.engine_process
+                    args.backend,
+                    tmp / name,
+                    bench_config,
+                    args.workers,
+                    args.engine_process,
+                    args.ingest_process,
                 ) as server:
                     if not machine:
                         machine = _machine(server.url)
@@ -280,6 +286,13 @@ def _parse_args() -> argparse.Namespace:
         "TOCSIN_ENGINE=false), as README recommends for PostgreSQL under load.",
     )
     parser.add_argument(
+        "--ingest-thread",
+        dest="ingest_process",
+        action="store_false",
+        help="Serve with TOCSIN_INGEST_PROCESS=false: ingested alerts are written by a thread "
+        "of `tocsin serve`, not its child process (the default).",
+    )
+    parser.add_argument(
         "--rate", type=float, default=1000.0, help="Events/s of the latency run (1000)."
     )
     parser.add_argument(
@@ -347,7 +360,12 @@ def _parse_args() -> argparse.Namespace:
 
 @contextlib.contextmanager
 def _bench_server(
-    backend: str, work: Path, bench_config: Path, workers: int = 1, engine_process: bool = False
+    backend: str,
+    work: Path,
+    bench_config: Path,
+    workers: int = 1,
+    engine_process: bool = False,
+    ingest_process: bool = True,
 ) -> Iterator[Server]:
     """A fresh database, configured, and `tocsin serve` on it (and with engine_process, the
     API without an engine beside `tocsin engine`); all removed afterwards."""
@@ -356,6 +374,7 @@ def _bench_server(
         upgrade(url)
         env = _server_env(url, work)
         env["TOCSIN_ENABLE_NULL_INGEST"] = "1"
+        env["TOCSIN_INGEST_PROCESS"] = "true" if ingest_process else "false"
         for config in (*CONFIGS, bench_config):
             _run([str(BIN / "tocsin"), "apply", "-f", str(config)], env)
         port = _free_port()
@@ -1158,18 +1177,25 @@ def _settings(args: argparse.Namespace) -> str:
 
 
 def _shape(args: argparse.Namespace) -> str:
+    writer = (
+        "ingest writes in its child process"
+        if args.ingest_process
+        else "ingest writes in a thread (TOCSIN_INGEST_PROCESS=false)"
+    )
     if args.engine_process:
         return (
-            "`tocsin serve` (TOCSIN_ENGINE=false) beside `tocsin engine` (its own process, "
-            "woken by NOTIFY), on loopback,"
+            f"`tocsin serve` (TOCSIN_ENGINE=false, {writer}) beside `tocsin engine` (its own "
+            "process, woken by NOTIFY or PRAGMA data_version), on loopback,"
         )
-    return "`tocsin serve` (one process, engine inside, on loopback)"
+    return f"`tocsin serve` (engine inside, {writer}, on loopback)"
 
 
 def _record(args: argparse.Namespace, machine: dict[str, str], tables: str, command: str) -> Path:
     title = {"sqlite": "SQLite", "postgresql": "PostgreSQL"}[args.backend]
     if args.engine_process:
         title += ", engine as its own process"
+    if not args.ingest_process:
+        title += ", ingest writes in a thread"
     machine_lines = "\n".join(f"- {k}: {v}" for k, v in machine.items())
     text_ = (
         f"## Alert ingestion, {title}\n\n"
@@ -1185,6 +1211,7 @@ def _record(args: argparse.Namespace, machine: dict[str, str], tables: str, comm
     )
     RESULTS_DIR.mkdir(parents=True, exist_ok=True)
     suffix = "-engine-process" if args.engine_process else ""
+    suffix += "" if args.ingest_process else "-ingest-thread"
     path = RESULTS_DIR / f"ingest-{args.backend}{suffix}.md"
     path.write_text(text_, encoding="utf-8")
     return path

@@ -141,6 +141,9 @@ def make_settings(tmp_path: Path) -> Callable[..., object]:
             "admin_token": ADMIN_TOKEN,
             "secret_key": "test-secret-key",
             "data_dir": tmp_path / "data",
+            # In a thread, as before: test_ingest_process covers the child process, and a
+            # child per TestClient would cost every test half a second.
+            "ingest_process": False,
         }
         values.update(kw)
         return Settings(**values)  # type: ignore[arg-type]

@@ -58,6 +58,11 @@ class Settings(BaseSettings):
     engine: bool = Field(
         default=True, description="Run the engine inside `tocsin serve` (heartbeats, cleanup)."
     )
+    ingest_process: bool = Field(
+        default=True,
+        description="Write ingested alerts from a child process of the server, so that "
+        "parsing and committing use two cores (false: a thread of the server).",
+    )
 
     def resolved_database_url(self) -> str:
         """Return the configured URL, or the default SQLite file under data_dir."""

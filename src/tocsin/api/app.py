@@ -29,7 +29,8 @@ from tocsin.engine.oncall import EscalationModule, NotificationRuleModule
 from tocsin.engine.outbox_sender import OutboxSender
 from tocsin.engine.schedule_module import ScheduleModule
 from tocsin.notify.registry import ChannelRegistry
-from tocsin.services import comm_notices, lifecycle
+from tocsin.services import catalog, comm_notices, lifecycle
+from tocsin.services.ingest_process import IngestProcess
 from tocsin.services.outgoing_webhooks import WebhookReactor
 from tocsin.storage.db import Database
 from tocsin.web import communications as communication_web
@@ -59,6 +60,8 @@ def create_app(
         openapi_url="/openapi.json",
     )
     app.state.ctx = ctx
+    if settings.ingest_process:
+        ctx.ingest = IngestProcess(database.url, generation=catalog.generation)
     registry = CollectorRegistry()
     registry.register(ops.OpenIncidents(ctx))
     registry.register(ops.WriterStats(ctx))
@@ -105,10 +108,15 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
                 name="tocsin-listen",
                 daemon=True,
             ).start()
+    ingest_writer = app.state.ctx.ingest
+    if ingest_writer is not None:
+        await ingest_writer.start()
     try:
         yield
     finally:
         stop.set()
+        if ingest_writer is not None:
+            await ingest_writer.close()
         if engine is not None:
             engine.stop()
 

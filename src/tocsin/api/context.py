@@ -11,6 +11,7 @@ from itsdangerous import URLSafeTimedSerializer
 
 from tocsin.config import Settings
 from tocsin.engine.waker import Waker
+from tocsin.services.ingest_process import IngestProcess
 from tocsin.storage.db import Database
 
 Clock = Callable[[], datetime]
@@ -29,6 +30,8 @@ class AppContext:
     waker: Waker = field(default_factory=Waker)
     # Per-process helpers that handlers create on first use (rate limiter buckets …).
     extras: dict[str, Any] = field(default_factory=dict)
+    # Set with Settings.ingest_process: ingest writes go to a child process.
+    ingest: IngestProcess | None = None
 
     def wake(self) -> None:
         """Tell the engine new work is committed."""

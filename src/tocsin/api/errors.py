@@ -19,6 +19,7 @@ from tocsin.core.errors import (
     NotFound,
     VersionConflict,
 )
+from tocsin.services.ingest_process import WriterGone
 
 log = logging.getLogger("tocsin.api")
 
@@ -103,6 +104,16 @@ def install(app: FastAPI) -> None:
         return JSONResponse(
             status_code=422,
             content=error_body("a value is out of range or holds characters that cannot be stored"),
+        )
+
+    @app.exception_handler(WriterGone)
+    async def _writer_gone(_request: Request, exc: WriterGone) -> JSONResponse:
+        # Not stored, or stored without the answer getting back: a retry is safe (it dedups).
+        log.warning("ingest writer unavailable: %s", exc)
+        return JSONResponse(
+            status_code=503,
+            content=error_body("storage is restarting; retry shortly"),
+            headers={"Retry-After": "1"},
         )
 
     @app.exception_handler(OverflowError)

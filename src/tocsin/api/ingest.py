@@ -18,7 +18,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Path, Request, Response
 from fastapi.responses import JSONResponse
 from sqlalchemy import insert
-from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy.exc import DBAPIError
 
 from tocsin.api.context import AppContext
 from tocsin.api.deps import Ctx, Responder
@@ -37,6 +37,7 @@ from tocsin.services.alerting_config import (
     parse_rate_limit,
 )
 from tocsin.services.ingest import Delivery, Ingested, ingest_many
+from tocsin.services.ingest_process import retryable
 from tocsin.storage.tables import AlertPayloadRow
 
 router = APIRouter(tags=["ingest"])
@@ -124,25 +125,23 @@ def _decode(raw: bytes) -> Any:
 
 async def _deliver(ctx: AppContext, delivery: Delivery) -> Ingested:
     """Queue one delivery for the writer; retry once if a concurrent writer opened its key."""
+    if ctx.ingest is not None:
+        # The child retries conflicts itself.
+        result: Ingested = await ctx.ingest.submit(delivery)
+        ctx.wake()
+        return result
     for attempt in range(3):
         try:
-            result: Ingested = await ctx.db.run_write_batched("ingest", delivery, ingest_many)
+            result = await ctx.db.run_write_batched("ingest", delivery, ingest_many)
             break
         except DBAPIError as exc:
             # Another process created the same open alert or group between our read and our
             # insert, or two batches deadlocked (PostgreSQL, several instances): the retry
             # sees the other's commit and joins it.
-            if attempt == 2 or not _retryable(exc):
+            if attempt == 2 or not retryable(exc):
                 raise
     ctx.wake()
     return result
-
-
-def _retryable(exc: DBAPIError) -> bool:
-    """Unique violation, deadlock or serialization failure: worth one more try."""
-    if isinstance(exc, IntegrityError):
-        return True
-    return getattr(exc.orig, "sqlstate", None) in ("40P01", "40001")
 
 
 async def _reject(ctx: AppContext, key: str, fmt: str, raw: bytes, error: PayloadError) -> None:

@@ -58,6 +58,18 @@ class WriterStats(Collector):
         yield CounterMetricFamily(
             "tocsin_writer_jobs", "Units of work committed by the batching writer.", jobs
         )
+        ingest = self.ctx.ingest
+        if ingest is not None:
+            yield CounterMetricFamily(
+                "tocsin_ingest_process_batches",
+                "Transactions committed by the ingest writer process.",
+                ingest.batches,
+            )
+            yield CounterMetricFamily(
+                "tocsin_ingest_process_deliveries",
+                "Ingest requests committed by the ingest writer process.",
+                ingest.items_done,
+            )
 
 
 class OpenIncidents(Collector):

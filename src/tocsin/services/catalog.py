@@ -44,6 +44,8 @@ _lock = threading.Lock()
 _cache: dict[str, tuple[float, Snapshot]] = {}
 # Other read models of the configuration (alerting_config) that must be dropped with it.
 _listeners: list[Callable[[], None]] = []
+# Counts invalidations, so that a process holding its own caches (the ingest writer) can tell.
+_generation = 0
 
 
 def on_invalidate(callback: Callable[[], None]) -> None:
@@ -54,10 +56,17 @@ def on_invalidate(callback: Callable[[], None]) -> None:
 
 def invalidate() -> None:
     """Forget every cached snapshot (after the configuration changed)."""
+    global _generation  # noqa: PLW0603 - one counter per process, by design
     with _lock:
         _cache.clear()
+        _generation += 1
     for callback in _listeners:
         callback()
+
+
+def generation() -> int:
+    """How many times this process has invalidated the configuration caches."""
+    return _generation
 
 
 def snapshot(session: Session) -> Snapshot:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import fcntl
 import logging
+import os
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -66,6 +68,14 @@ class Database:
         # SQLite allows one writer; queueing writers here, in the process, keeps them out of
         # SQLite's busy handler, which sleeps up to 100 ms between retries.
         self._write_lock = threading.Lock() if self.is_sqlite else None
+        # And between processes (serve's ingest writer, a separate engine): a kernel lock
+        # wakes its waiter when it is released, where the busy handler's sleeps let a busy
+        # process take the database again and again while another starves.
+        self._file_lock = (
+            _FileLock(Path(f"{parsed.database}.write.lock"))
+            if self.is_sqlite and parsed.database not in (None, "", ":memory:")
+            else None
+        )
         # Every write goes through group commit on SQLite. On PostgreSQL only batchable work
         # (declarations) does: those lock nothing but the day's slug counter, so batching them
         # cannot deadlock, while other writes keep their own concurrent transactions.
@@ -100,17 +110,23 @@ class Database:
     @contextmanager
     def write(self) -> Iterator[Session]:
         """Open a unit of work for writing; the caller commits, anything else rolls back."""
-        lock = self._write_lock
+        lock, file_lock = self._write_lock, self._file_lock
         if lock is not None:
             lock.acquire()
-        session = self._writer()
+        if file_lock is not None:
+            file_lock.acquire()
         try:
-            yield session
-        except BaseException:
-            session.rollback()
-            raise
+            session = self._writer()
+            try:
+                yield session
+            except BaseException:
+                session.rollback()
+                raise
+            finally:
+                session.close()
         finally:
-            session.close()
+            if file_lock is not None:
+                file_lock.release()
             if lock is not None:
                 lock.release()
 
@@ -166,6 +182,35 @@ class Database:
         self._stop.set()
         self._batcher.close()
         self.engine.dispose()
+        if self._file_lock is not None:
+            self._file_lock.close()
+
+
+class _FileLock:
+    """An exclusive flock on a file beside the database, taken around each write transaction.
+
+    Callers hold the Database's thread lock first: flock locks belong to the open file, so two
+    threads of one process would not exclude each other with it.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._fd: int | None = None
+
+    def acquire(self) -> None:
+        if self._fd is None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        fcntl.flock(self._fd, fcntl.LOCK_EX)
+
+    def release(self) -> None:
+        if self._fd is not None:
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
+
+    def close(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
 
 
 log = logging.getLogger("tocsin.db")

@@ -1,0 +1,322 @@
+"""Ingest writes in a process of their own, so that parsing and committing run on two cores.
+
+One Python process serves HTTP, parses payloads, runs the group-commit writer and the engine,
+all under one interpreter lock: under load the writer's work and the request handling take
+turns instead of overlapping, and each hand-over of the lock costs more. With this, the API
+process parses and validates as before and sends each loop turn's deliveries, pickled, over a
+Unix socket to a child process that writes them with `ingest_many` in one transaction per
+batch and answers with the results once the COMMIT has returned. A 2xx still means
+committed. At most IN_FLIGHT batches are out at once; what arrives meanwhile forms the next
+batch, so batches grow with load (group commit) and a lone event waits for nobody.
+
+The child is this module run with `python -m`; it exits when the socket closes (the API
+process stopped, even by kill -9). If the child dies, the batches it had are answered with
+WriterGone (the API says 503: the client retries, and a retried event dedups onto the alert
+it may already have made) and the next delivery starts a new child.
+
+Configuration read by the child (`alerting_config`) is cached per process: each batch carries
+the API process's configuration generation, and the child drops its cache when it changes,
+so an `apply` is seen by the next batch as it is in one process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import logging
+import os
+import pickle
+import signal
+import socket
+import subprocess
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy.exc import DBAPIError, IntegrityError
+
+log = logging.getLogger("tocsin.ingest_process")
+
+IN_FLIGHT = 2
+MAX_BATCH = 512
+_HEADER = 4
+_READY = "ready"
+
+
+class WriterGone(Exception):
+    """The ingest writer process ended before answering: the batch may not be committed."""
+
+
+class IngestProcess:
+    """The API side: queue deliveries, ship them to the child in batches, hand back results."""
+
+    def __init__(self, url: str, *, generation: Any = None) -> None:
+        self.url = url
+        # A callable returning the configuration generation (catalog.generation).
+        self._generation = generation
+        self._pending: list[tuple[Any, asyncio.Future[Any]]] = []
+        self._in_flight: collections.deque[list[asyncio.Future[Any]]] = collections.deque()
+        self._writer: asyncio.StreamWriter | None = None
+        self._reader_task: asyncio.Task[None] | None = None
+        self._child: subprocess.Popen[bytes] | None = None
+        self._starting: asyncio.Future[None] | None = None
+        self._restarting: asyncio.Future[None] | None = None
+        self._pump_scheduled = False
+        self._closed = False
+        self.batches = 0
+        self.items_done = 0
+
+    async def start(self) -> None:
+        """Start the child and wait until it has opened the database."""
+        if self._writer is not None:
+            return
+        if self._starting is None:
+            self._starting = asyncio.ensure_future(self._spawn())
+        try:
+            await asyncio.shield(self._starting)
+        finally:
+            if self._starting is not None and self._starting.done():
+                self._starting = None
+
+    async def submit(self, item: Any) -> Any:
+        """Write `item` with the next batch; return its result once committed, or raise."""
+        if self._closed:
+            raise WriterGone("the ingest writer is stopped")
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._pending.append((item, future))
+        if self._writer is None:
+            await self.start()
+        self._schedule_pump()
+        return await future
+
+    async def close(self) -> None:
+        """Stop the child after it has answered what it holds."""
+        self._closed = True
+        if self._writer is not None:
+            self._writer.close()
+            with contextlib.suppress(Exception):
+                await self._writer.wait_closed()
+        if self._reader_task is not None:
+            with contextlib.suppress(BaseException):
+                await asyncio.wait_for(self._reader_task, 10)
+        if self._child is not None:
+            try:
+                await asyncio.to_thread(self._child.wait, 10)
+            except subprocess.TimeoutExpired:
+                self._child.kill()
+        self._fail(self._pending, WriterGone("the ingest writer stopped"))
+
+    @property
+    def pid(self) -> int | None:
+        return self._child.pid if self._child is not None else None
+
+    # --- internals ---
+
+    async def _spawn(self) -> None:
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            child = subprocess.Popen(
+                [sys.executable, "-m", "tocsin.services.ingest_process", str(theirs.fileno())],
+                pass_fds=(theirs.fileno(),),
+                stdin=subprocess.DEVNULL,
+            )
+        finally:
+            theirs.close()
+        reader, writer = await asyncio.open_unix_connection(sock=ours)
+        # The URL goes over the socket, not the command line (it may hold a password).
+        _write_frame(writer, {"url": self.url})
+        ready = await _read_frame(reader)
+        if ready != _READY:
+            writer.close()
+            child.kill()
+            raise WriterGone(f"the ingest writer did not start: {ready!r}")
+        self._child = child
+        self._writer = writer
+        self._reader_task = asyncio.ensure_future(self._read_answers(reader))
+        log.info("ingest writer process %d started", child.pid)
+
+    def _schedule_pump(self) -> None:
+        # Deferred to the end of this loop turn: requests parsed in the same turn share a batch.
+        if not self._pump_scheduled:
+            self._pump_scheduled = True
+            asyncio.get_running_loop().call_soon(self._pump)
+
+    def _pump(self) -> None:
+        self._pump_scheduled = False
+        writer = self._writer
+        if writer is None:
+            if self._pending and not self._closed and self._restarting is None:
+                self._restarting = asyncio.ensure_future(self._restart())
+            return
+        while self._pending and len(self._in_flight) < IN_FLIGHT:
+            batch, self._pending = self._pending[:MAX_BATCH], self._pending[MAX_BATCH:]
+            generation = self._generation() if self._generation is not None else None
+            _write_frame(writer, (generation, [item for item, _ in batch]))
+            self._in_flight.append([future for _, future in batch])
+
+    async def _restart(self) -> None:
+        try:
+            await self.start()
+        except Exception as exc:
+            log.exception("could not start the ingest writer process")
+            self._fail(self._pending, WriterGone(str(exc)))
+            self._pending = []
+            return
+        finally:
+            self._restarting = None
+        self._schedule_pump()
+
+    async def _read_answers(self, reader: asyncio.StreamReader) -> None:
+        try:
+            while True:
+                answers = await _read_frame(reader)
+                futures = self._in_flight.popleft()
+                self.batches += 1
+                self.items_done += len(futures)
+                for future, (ok, value) in zip(futures, answers, strict=True):
+                    if future.done():
+                        continue  # the caller gave up; its write stands
+                    if ok:
+                        future.set_result(value)
+                    else:
+                        future.set_exception(value)
+                self._pump()
+        except (asyncio.IncompleteReadError, ConnectionError, OSError) as exc:
+            if not self._closed:
+                log.error("the ingest writer process ended (%s); starting another", exc)
+        finally:
+            gone = WriterGone("the ingest writer process ended before answering")
+            while self._in_flight:
+                self._fail([(None, f) for f in self._in_flight.popleft()], gone)
+            self._writer = None
+            if self._child is not None and self._child.poll() is None and not self._closed:
+                self._child.kill()
+            if self._pending and not self._closed:
+                asyncio.get_running_loop().call_soon(self._pump)
+
+    @staticmethod
+    def _fail(batch: Sequence[tuple[Any, asyncio.Future[Any]]], exc: Exception) -> None:
+        for _, future in batch:
+            if not future.done():
+                future.set_exception(exc)
+
+
+def _write_frame(writer: asyncio.StreamWriter, value: Any) -> None:
+    data = pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
+    writer.write(len(data).to_bytes(_HEADER, "big") + data)
+
+
+async def _read_frame(reader: asyncio.StreamReader) -> Any:
+    size = int.from_bytes(await reader.readexactly(_HEADER), "big")
+    return pickle.loads(await reader.readexactly(size))  # noqa: S301 - our own child
+
+
+# --- the child ---
+
+
+def _child_main(fd: int) -> None:
+    from tocsin import logs
+    from tocsin.config import Settings
+
+    # Ctrl-C and a service manager's SIGTERM reach the whole process group: the child keeps
+    # writing what it holds and exits when the server closes the socket (at the end of its
+    # graceful shutdown, or when the kernel closes it after a kill -9).
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    settings = Settings()
+    logs.setup(settings.log_level, settings.log_format)
+    # The server may go away mid-answer: what was committed stays committed.
+    with contextlib.suppress(BrokenPipeError, ConnectionError):
+        _serve(fd)
+
+
+def _serve(fd: int) -> None:
+    from tocsin import runtime
+    from tocsin.services import catalog
+    from tocsin.services.ingest import ingest_many
+    from tocsin.storage.db import Database
+
+    with socket.socket(fileno=fd) as sock, sock.makefile("rwb") as stream:
+        hello = _recv(stream)
+        if hello is None:
+            return
+        db = Database(hello["url"], pool_size=2)
+        runtime.tune_gc()
+        _send(stream, _READY)
+        seen: Any = None
+        while (frame := _recv(stream)) is not None:
+            generation, items = frame
+            if generation != seen:
+                if seen is not None:
+                    catalog.invalidate()
+                seen = generation
+            _send(stream, _write(db, ingest_many, items))
+        db.dispose()
+
+
+def _write(db: Any, batch_fn: Any, items: list[Any]) -> list[tuple[bool, Any]]:
+    """One transaction for the batch; if it fails as a whole, each item in its own."""
+    try:
+        return _attempt(db, batch_fn, items)
+    except Exception as exc:
+        if len(items) == 1:
+            log.exception("ingest of a delivery failed")
+            return [(False, _portable(exc))]
+    return [_write(db, batch_fn, [item])[0] for item in items]
+
+
+def _attempt(db: Any, batch_fn: Any, items: list[Any]) -> list[tuple[bool, Any]]:
+    for attempt in range(3):
+        try:
+            with db.write() as session:
+                results = batch_fn(session, items)
+                session.commit()
+            return [_outcome(result) for result in results]
+        except DBAPIError as exc:
+            # A unique violation or deadlock against another instance: the retry sees the
+            # other's commit and joins it.
+            if attempt == 2 or not retryable(exc):
+                raise
+    raise AssertionError("unreachable")
+
+
+def _outcome(result: Any) -> tuple[bool, Any]:
+    if isinstance(result, Exception):
+        return (False, _portable(result))
+    return (True, result)
+
+
+def _portable(exc: Exception) -> Exception:
+    """The exception itself if it survives pickling (most do), else its description."""
+    try:
+        pickle.loads(pickle.dumps(exc))  # noqa: S301 - round trip of our own object
+    except Exception:  # noqa: BLE001 - any failure to pickle means: send a description
+        return RuntimeError(f"{type(exc).__name__}: {exc}")
+    return exc
+
+
+def retryable(exc: DBAPIError) -> bool:
+    """Unique violation, deadlock or serialization failure: worth another try."""
+    if isinstance(exc, IntegrityError):
+        return True
+    return getattr(exc.orig, "sqlstate", None) in ("40P01", "40001")
+
+
+def _recv(stream: Any) -> Any:
+    header = stream.read(_HEADER)
+    if len(header) < _HEADER:
+        return None
+    data = stream.read(int.from_bytes(header, "big"))
+    return pickle.loads(data)  # noqa: S301 - frames from our own parent
+
+
+def _send(stream: Any, value: Any) -> None:
+    data = pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
+    stream.write(len(data).to_bytes(_HEADER, "big") + data)
+    stream.flush()
+
+
+if __name__ == "__main__":
+    _child_main(int(sys.argv[1]))
+    os._exit(0)

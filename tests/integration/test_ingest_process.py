@@ -162,3 +162,39 @@ def _alive(pid: int) -> bool:
             return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
     except OSError:
         return False
+
+
+def _engine_cycles(client: TestClient) -> float:
+    """How many wake-ups the engine has served, from the server's /metrics."""
+    text = client.get("/metrics").text
+    for line in text.splitlines():
+        if line.startswith("tocsin_engine_wake_delay_seconds_count"):
+            return float(line.split()[-1])
+    raise AssertionError("no engine metrics on /metrics")
+
+
+def _wait_cycles(client: TestClient, above: float) -> float:
+    deadline = time.monotonic() + 10
+    while (cycles := _engine_cycles(client)) <= above:
+        assert time.monotonic() < deadline, "the engine in the ingest process was not woken"
+        time.sleep(0.02)
+    return cycles
+
+
+def test_the_engine_runs_in_the_child_and_is_woken_by_both_processes(
+    alerting_db: Database, make_settings: Callable[..., Any]
+) -> None:
+    settings = make_settings(alerting_db.url, ingest_process=True)
+    app = create_app(settings, alerting_db, run_engine=True)
+    assert app.state.engine is None  # not in this process
+    with TestClient(app, headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}) as client:
+        before = _wait_cycles(client, -1)
+        # Committed by the child: it wakes its engine itself.
+        event = pd_event(dedup_key="paged", severity="critical")
+        assert client.post("/v2/enqueue", json=event).status_code == 202
+        after_ingest = _wait_cycles(client, before)
+        # Committed by this process: the wake goes over the socket.
+        res = client.post("/api/v1/incidents", json={"title": "by hand", "severity": "P1"})
+        assert res.status_code == 201, res.text
+        _wait_cycles(client, after_ingest)
+        assert "tocsin_ingest_process_batches" in client.get("/metrics").text

@@ -46,7 +46,8 @@ def create_app(
 ) -> FastAPI:
     """Return the Tocsin web application for `settings` (the database must be migrated).
 
-    With run_engine the engine loop runs in a thread beside the server (`tocsin serve`).
+    With run_engine the engine loop runs beside the server (`tocsin serve`): in the ingest
+    writer process with settings.ingest_process, else in a thread of this one.
     """
     database = db or Database(settings.resolved_database_url())
     ctx = AppContext.build(settings, database, clock)
@@ -61,12 +62,21 @@ def create_app(
     )
     app.state.ctx = ctx
     if settings.ingest_process:
-        ctx.ingest = IngestProcess(database.url, generation=catalog.generation)
+        # The engine, if any, runs in the ingest process (api/ingest_child.py).
+        ctx.ingest = IngestProcess(
+            database.url,
+            generation=catalog.generation,
+            child="tocsin.api.ingest_child",
+            options={"settings": settings, "engine": run_engine},
+        )
+        if run_engine:
+            lifecycle.wake_on_commit(ctx.ingest)
     registry = CollectorRegistry()
     registry.register(ops.OpenIncidents(ctx))
     registry.register(ops.WriterStats(ctx))
     app.state.registry = registry
-    app.state.engine = build_engine(ctx, registry) if run_engine else None
+    in_process = run_engine and ctx.ingest is None
+    app.state.engine = build_engine(ctx, registry) if in_process else None
     errors.install(app)
     app.include_router(ops.router)
     app.include_router(incidents.router)

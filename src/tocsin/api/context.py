@@ -36,6 +36,9 @@ class AppContext:
     def wake(self) -> None:
         """Tell the engine new work is committed."""
         self.waker.notify()
+        if self.ingest is not None:
+            # The engine may run in the ingest process (tocsin serve).
+            self.ingest.wake()
 
     @classmethod
     def build(cls, settings: Settings, db: Database, clock: Clock = utc_now) -> AppContext:

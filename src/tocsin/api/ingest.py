@@ -126,9 +126,9 @@ def _decode(raw: bytes) -> Any:
 async def _deliver(ctx: AppContext, delivery: Delivery) -> Ingested:
     """Queue one delivery for the writer; retry once if a concurrent writer opened its key."""
     if ctx.ingest is not None:
-        # The child retries conflicts itself.
+        # The child retries conflicts itself, and wakes the engine (its own, or others
+        # through NOTIFY) after the commit.
         result: Ingested = await ctx.ingest.submit(delivery)
-        ctx.wake()
         return result
     for attempt in range(3):
         try:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator
 
+import anyio.to_thread
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
@@ -39,9 +40,14 @@ def readyz(ctx: Ctx) -> JSONResponse:
 
 
 @router.get("/metrics", summary="Prometheus metrics", response_class=Response)
-def metrics(request: Request) -> Response:
+async def metrics(request: Request, ctx: Ctx) -> Response:
     registry: CollectorRegistry = request.app.state.registry
-    return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+    # OpenIncidents reads the database: off the event loop.
+    text = await anyio.to_thread.run_sync(generate_latest, registry)
+    if ctx.ingest is not None:
+        # The engine's figures, when it runs in the ingest process.
+        text += await ctx.ingest.metrics()
+    return Response(text, media_type=CONTENT_TYPE_LATEST)
 
 
 class WriterStats(Collector):

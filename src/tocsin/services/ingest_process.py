@@ -31,8 +31,8 @@ import signal
 import socket
 import subprocess
 import sys
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, Protocol
 
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
@@ -51,12 +51,26 @@ class WriterGone(Exception):
 class IngestProcess:
     """The API side: queue deliveries, ship them to the child in batches, hand back results."""
 
-    def __init__(self, url: str, *, generation: Any = None) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        generation: Callable[[], int] | None = None,
+        child: str = __name__,
+        options: Mapping[str, Any] | None = None,
+    ) -> None:
         self.url = url
-        # A callable returning the configuration generation (catalog.generation).
+        # Returns the configuration generation (catalog.generation).
         self._generation = generation
+        # The module run as the child (`python -m`), and what its hello frame carries besides
+        # the URL (the API's settings, whether to run the engine).
+        self._child_module = child
+        self._options = dict(options or {})
         self._pending: list[tuple[Any, asyncio.Future[Any]]] = []
         self._in_flight: collections.deque[list[asyncio.Future[Any]]] = collections.deque()
+        self._metrics: collections.deque[asyncio.Future[bytes]] = collections.deque()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._wake_pending = False
         self._writer: asyncio.StreamWriter | None = None
         self._reader_task: asyncio.Task[None] | None = None
         self._child: subprocess.Popen[bytes] | None = None
@@ -90,13 +104,44 @@ class IngestProcess:
         self._schedule_pump()
         return await future
 
+    def wake(self) -> None:
+        """Wake the engine in the child (work was committed here); any thread may call."""
+        loop = self._loop
+        if loop is None or self._closed:
+            return
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if running is loop:
+            self._want_wake()
+        else:
+            with contextlib.suppress(RuntimeError):  # the loop closed: shutting down
+                loop.call_soon_threadsafe(self._want_wake)
+
+    # Wakeable: lifecycle.wake_on_commit(ingest_process) wakes the child's engine.
+    notify = wake
+
+    async def metrics(self, timeout: float = 2.0) -> bytes:
+        """The child's Prometheus metrics (its engine's), or nothing if it does not answer."""
+        writer = self._writer
+        if writer is None:
+            return b""
+        future: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
+        self._metrics.append(future)
+        _write_frame(writer, ("metrics",))
+        try:
+            return await asyncio.wait_for(asyncio.shield(future), timeout)
+        except (TimeoutError, WriterGone):
+            return b""
+
     async def close(self) -> None:
         """Stop the child after it has answered what it holds."""
         self._closed = True
         if self._writer is not None:
-            self._writer.close()
-            with contextlib.suppress(Exception):
-                await self._writer.wait_closed()
+            # Half-close: the child answers what it holds, sees the end and exits.
+            with contextlib.suppress(OSError):
+                self._writer.write_eof()
         if self._reader_task is not None:
             with contextlib.suppress(BaseException):
                 await asyncio.wait_for(self._reader_task, 10)
@@ -117,16 +162,20 @@ class IngestProcess:
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
             child = subprocess.Popen(
-                [sys.executable, "-m", "tocsin.services.ingest_process", str(theirs.fileno())],
+                [sys.executable, "-m", self._child_module, str(theirs.fileno())],
                 pass_fds=(theirs.fileno(),),
                 stdin=subprocess.DEVNULL,
             )
         finally:
             theirs.close()
+        self._loop = asyncio.get_running_loop()
         reader, writer = await asyncio.open_unix_connection(sock=ours)
         # The URL goes over the socket, not the command line (it may hold a password).
-        _write_frame(writer, {"url": self.url})
-        ready = await _read_frame(reader)
+        _write_frame(writer, {**self._options, "url": self.url})
+        try:
+            ready = await _read_frame(reader)
+        except (asyncio.IncompleteReadError, ConnectionError) as exc:
+            ready = f"it ended ({exc}); see the log above"
         if ready != _READY:
             writer.close()
             child.kill()
@@ -142,6 +191,10 @@ class IngestProcess:
             self._pump_scheduled = True
             asyncio.get_running_loop().call_soon(self._pump)
 
+    def _want_wake(self) -> None:
+        self._wake_pending = True
+        self._schedule_pump()
+
     def _pump(self) -> None:
         self._pump_scheduled = False
         writer = self._writer
@@ -152,8 +205,12 @@ class IngestProcess:
         while self._pending and len(self._in_flight) < IN_FLIGHT:
             batch, self._pending = self._pending[:MAX_BATCH], self._pending[MAX_BATCH:]
             generation = self._generation() if self._generation is not None else None
-            _write_frame(writer, (generation, [item for item, _ in batch]))
+            _write_frame(writer, ("batch", generation, [item for item, _ in batch]))
             self._in_flight.append([future for _, future in batch])
+            self._wake_pending = False  # the child wakes its engine after every batch
+        if self._wake_pending:
+            self._wake_pending = False
+            _write_frame(writer, ("wake",))
 
     async def _restart(self) -> None:
         try:
@@ -170,17 +227,13 @@ class IngestProcess:
     async def _read_answers(self, reader: asyncio.StreamReader) -> None:
         try:
             while True:
-                answers = await _read_frame(reader)
-                futures = self._in_flight.popleft()
-                self.batches += 1
-                self.items_done += len(futures)
-                for future, (ok, value) in zip(futures, answers, strict=True):
-                    if future.done():
-                        continue  # the caller gave up; its write stands
-                    if ok:
-                        future.set_result(value)
-                    else:
-                        future.set_exception(value)
+                kind, answers = await _read_frame(reader)
+                if kind == "metrics":
+                    future = self._metrics.popleft()
+                    if not future.done():
+                        future.set_result(answers)
+                    continue
+                self._settle(self._in_flight.popleft(), answers)
                 self._pump()
         except (asyncio.IncompleteReadError, ConnectionError, OSError) as exc:
             if not self._closed:
@@ -189,14 +242,27 @@ class IngestProcess:
             gone = WriterGone("the ingest writer process ended before answering")
             while self._in_flight:
                 self._fail([(None, f) for f in self._in_flight.popleft()], gone)
+            self._fail([(None, f) for f in self._metrics], gone)
+            self._metrics.clear()
             self._writer = None
             if self._child is not None and self._child.poll() is None and not self._closed:
                 self._child.kill()
             if self._pending and not self._closed:
                 asyncio.get_running_loop().call_soon(self._pump)
 
+    def _settle(self, futures: list[asyncio.Future[Any]], answers: list[Any]) -> None:
+        self.batches += 1
+        self.items_done += len(futures)
+        for future, (ok, value) in zip(futures, answers, strict=True):
+            if future.done():
+                continue  # the caller gave up; its write stands
+            if ok:
+                future.set_result(value)
+            else:
+                future.set_exception(value)
+
     @staticmethod
-    def _fail(batch: Sequence[tuple[Any, asyncio.Future[Any]]], exc: Exception) -> None:
+    def _fail(batch: Sequence[tuple[Any, asyncio.Future[Any]]], exc: BaseException) -> None:
         for _, future in batch:
             if not future.done():
                 future.set_exception(exc)
@@ -215,7 +281,20 @@ async def _read_frame(reader: asyncio.StreamReader) -> Any:
 # --- the child ---
 
 
-def _child_main(fd: int) -> None:
+class ChildHooks(Protocol):
+    """What else the child runs beside the writer (the engine, in `tocsin serve`)."""
+
+    def committed(self) -> None:
+        """A batch was committed (or the server committed work): wake the engine."""
+
+    def metrics(self) -> bytes:
+        """Prometheus text of the child's own metrics."""
+
+    def close(self) -> None: ...
+
+
+def child_main(fd: int, hooks: Callable[[Any, dict[str, Any]], ChildHooks | None]) -> None:
+    """Run the child on socket `fd` until the server closes it; `hooks(db, hello)` adds work."""
     from tocsin import logs
     from tocsin.config import Settings
 
@@ -228,10 +307,10 @@ def _child_main(fd: int) -> None:
     logs.setup(settings.log_level, settings.log_format)
     # The server may go away mid-answer: what was committed stays committed.
     with contextlib.suppress(BrokenPipeError, ConnectionError):
-        _serve(fd)
+        _serve(fd, hooks)
 
 
-def _serve(fd: int) -> None:
+def _serve(fd: int, hooks: Callable[[Any, dict[str, Any]], ChildHooks | None]) -> None:
     from tocsin import runtime
     from tocsin.services import catalog
     from tocsin.services.ingest import ingest_many
@@ -241,18 +320,32 @@ def _serve(fd: int) -> None:
         hello = _recv(stream)
         if hello is None:
             return
-        db = Database(hello["url"], pool_size=2)
+        db = Database(hello["url"], pool_size=4)
+        extra = hooks(db, hello)
         runtime.tune_gc()
         _send(stream, _READY)
         seen: Any = None
-        while (frame := _recv(stream)) is not None:
-            generation, items = frame
-            if generation != seen:
-                if seen is not None:
-                    catalog.invalidate()
-                seen = generation
-            _send(stream, _write(db, ingest_many, items))
-        db.dispose()
+        try:
+            while (frame := _recv(stream)) is not None:
+                if frame[0] == "metrics":
+                    _send(stream, ("metrics", extra.metrics() if extra else b""))
+                    continue
+                if frame[0] == "batch":
+                    _, generation, items = frame
+                    if generation != seen:
+                        if seen is not None:
+                            catalog.invalidate()
+                        seen = generation
+                    answers = _write(db, ingest_many, items)
+                    if extra is not None:
+                        extra.committed()
+                    _send(stream, ("answers", answers))
+                elif extra is not None:  # "wake"
+                    extra.committed()
+        finally:
+            if extra is not None:
+                extra.close()
+            db.dispose()
 
 
 def _write(db: Any, batch_fn: Any, items: list[Any]) -> list[tuple[bool, Any]]:
@@ -318,5 +411,6 @@ def _send(stream: Any, value: Any) -> None:
 
 
 if __name__ == "__main__":
-    _child_main(int(sys.argv[1]))
+    # The writer alone (tocsin serve with TOCSIN_ENGINE=false uses this too).
+    child_main(int(sys.argv[1]), lambda _db, _hello: None)
     os._exit(0)

@@ -46,8 +46,8 @@ def create_app(
 ) -> FastAPI:
     """Return the Tocsin web application for `settings` (the database must be migrated).
 
-    With run_engine the engine loop runs beside the server (`tocsin serve`): in the ingest
-    writer process with settings.ingest_process, else in a thread of this one.
+    With run_engine the engine loop runs beside the server (`tocsin serve`): on SQLite with
+    settings.ingest_process in the ingest writer process, else in a thread of this one.
     """
     database = db or Database(settings.resolved_database_url())
     ctx = AppContext.build(settings, database, clock)
@@ -61,21 +61,27 @@ def create_app(
         openapi_url="/openapi.json",
     )
     app.state.ctx = ctx
+    engine_beside_writer = False
     if settings.ingest_process:
-        # The engine, if any, runs in the ingest process (api/ingest_child.py).
+        # On SQLite the engine runs in the ingest process, where it and the writer queue for
+        # the database on one in-process lock (across processes, the fair lock let engine
+        # transactions slowed by request handling hold up the writer). On PostgreSQL writers
+        # do not queue: the engine stays here, off the writer's core (measured both ways,
+        # BENCHMARKS.md, issue 3).
+        engine_beside_writer = run_engine and database.is_sqlite
         ctx.ingest = IngestProcess(
             database.url,
             generation=catalog.generation,
             child="tocsin.api.ingest_child",
-            options={"settings": settings, "engine": run_engine},
+            options={"settings": settings, "engine": engine_beside_writer},
         )
-        if run_engine:
+        if engine_beside_writer:
             lifecycle.wake_on_commit(ctx.ingest)
     registry = CollectorRegistry()
     registry.register(ops.OpenIncidents(ctx))
     registry.register(ops.WriterStats(ctx))
     app.state.registry = registry
-    in_process = run_engine and ctx.ingest is None
+    in_process = run_engine and not engine_beside_writer
     app.state.engine = build_engine(ctx, registry) if in_process else None
     errors.install(app)
     app.include_router(ops.router)

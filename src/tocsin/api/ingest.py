@@ -126,9 +126,11 @@ def _decode(raw: bytes) -> Any:
 async def _deliver(ctx: AppContext, delivery: Delivery) -> Ingested:
     """Queue one delivery for the writer; retry once if a concurrent writer opened its key."""
     if ctx.ingest is not None:
-        # The child retries conflicts itself, and wakes the engine (its own, or others
-        # through NOTIFY) after the commit.
+        # The child retries conflicts itself. It wakes the engine if it runs it; else the
+        # engine is here (or apart, woken by the child's NOTIFY).
         result: Ingested = await ctx.ingest.submit(delivery)
+        if not ctx.ingest.runs_engine:
+            ctx.waker.notify()
         return result
     for attempt in range(3):
         try:

@@ -66,6 +66,8 @@ class IngestProcess:
         # the URL (the API's settings, whether to run the engine).
         self._child_module = child
         self._options = dict(options or {})
+        # Whether the child runs the engine (then wake() reaches it).
+        self.runs_engine = bool(self._options.get("engine"))
         self._pending: list[tuple[Any, asyncio.Future[Any]]] = []
         self._in_flight: collections.deque[list[asyncio.Future[Any]]] = collections.deque()
         self._metrics: collections.deque[asyncio.Future[bytes]] = collections.deque()
@@ -107,7 +109,7 @@ class IngestProcess:
     def wake(self) -> None:
         """Wake the engine in the child (work was committed here); any thread may call."""
         loop = self._loop
-        if loop is None or self._closed:
+        if loop is None or self._closed or not self.runs_engine:
             return
         try:
             running = asyncio.get_running_loop()

@@ -6,13 +6,18 @@ import threading
 import time
 from datetime import datetime, timedelta
 
+import pytest
 from prometheus_client import CollectorRegistry
-from sqlalchemy import func, insert, select
+from sqlalchemy import func, insert, select, text
 from sqlalchemy.orm import Session
 
 from tests.conftest import FakeClock
 from tocsin.engine.loop import Engine
-from tocsin.engine.modules import PayloadRetentionModule
+from tocsin.engine.modules import (
+    STATISTICS_EVERY,
+    PayloadRetentionModule,
+    TableStatisticsModule,
+)
 from tocsin.engine.waker import Waker
 from tocsin.storage.db import Database
 from tocsin.storage.tables import AlertPayloadRow
@@ -96,3 +101,37 @@ def test_payload_retention_deletes_old_raw_payloads(database: Database, clock: F
     assert engine.run_once() == clock() + timedelta(hours=1)
     with database.read() as session:
         assert session.scalar(select(func.count()).select_from(AlertPayloadRow)) == 2
+
+
+def test_table_statistics_analyses_a_table_that_grew(database: Database, clock: FakeClock) -> None:
+    if database.is_sqlite:
+        pytest.skip("PostgreSQL's planner statistics; SQLite plans from its indexes alone")
+    with database.write() as session:
+        rows = [
+            {"integration_key": "k", "format": "pagerduty", "body": "{}", "received_at": clock()}
+            for _ in range(1200)
+        ]
+        session.execute(insert(AlertPayloadRow), rows)
+        session.commit()
+    module = TableStatisticsModule()
+    deadline = time.monotonic() + 15
+    while True:
+        # The cumulative statistics reach pg_stat_user_tables within a second or so.
+        with database.write() as session:
+            assert module.update(session, clock()) == clock() + STATISTICS_EVERY
+            session.commit()
+        with database.read() as session:
+            analysed = session.scalar(
+                text(
+                    "SELECT last_analyze FROM pg_stat_user_tables WHERE relname = 'alert_payloads'"
+                )
+            )
+        if analysed is not None:
+            break
+        assert time.monotonic() < deadline, "alert_payloads was never analysed"
+        time.sleep(0.2)
+    with database.read() as session:
+        estimate = session.scalar(
+            text("SELECT reltuples FROM pg_class WHERE relname = 'alert_payloads'")
+        )
+    assert estimate == 1200

@@ -24,7 +24,11 @@ from tocsin.engine.cadence import CadenceModule
 from tocsin.engine.coordination import EngineAlreadyRunning, SqliteEngineLock, instance_name
 from tocsin.engine.lifecycle_module import LifecycleModule
 from tocsin.engine.loop import Engine, Module, SelfManagedModule, listen_postgres
-from tocsin.engine.modules import HeartbeatModule, PayloadRetentionModule
+from tocsin.engine.modules import (
+    HeartbeatModule,
+    PayloadRetentionModule,
+    TableStatisticsModule,
+)
 from tocsin.engine.oncall import EscalationModule, NotificationRuleModule
 from tocsin.engine.outbox_sender import OutboxSender
 from tocsin.engine.schedule_module import ScheduleModule
@@ -162,6 +166,8 @@ def build_engine(ctx: AppContext, registry: CollectorRegistry | None) -> Engine:
         LifecycleModule([WebhookReactor(base_url), comm_notices.reactor(base_url)]),
         PayloadRetentionModule(retention),
     ]
+    if not ctx.db.is_sqlite:
+        modules.append(TableStatisticsModule())
     # A commit that emitted lifecycle events wakes this engine (in-process, on SQLite too).
     lifecycle.wake_on_commit(ctx.waker)
     return Engine(

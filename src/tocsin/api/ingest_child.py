@@ -1,18 +1,17 @@
-"""The child process of `tocsin serve`: it writes ingested alerts and runs the engine.
+"""The child process of `tocsin serve`: it writes ingested alerts and, on SQLite, runs the engine.
 
-The engine lives here, beside the ingest writer, rather than in the API process: on SQLite the
-two then queue for the database on one in-process lock and the engine's transactions are not
-slowed by request handling holding the interpreter lock; the API process keeps its core for
-HTTP. The writer wakes the engine after each batch it commits; the server sends a wake frame
-when it commits other work (an acknowledgement, a declaration); on PostgreSQL NOTIFY from any
-other process wakes it too. The server's /metrics includes this process's engine metrics.
+On SQLite the engine lives here, beside the ingest writer, rather than in the API process: the
+two then queue for the database on one in-process lock, and the engine's transactions are not
+slowed by request handling holding the interpreter lock. The writer wakes the engine after each
+batch it commits; the server sends a wake frame when it commits other work (an acknowledgement,
+a declaration). The server's /metrics includes this process's engine metrics. (On PostgreSQL
+the engine stays in the API process: see create_app.)
 """
 
 from __future__ import annotations
 
 import logging
 import sys
-import threading
 from typing import Any
 
 from prometheus_client import CollectorRegistry, generate_latest
@@ -20,7 +19,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 from tocsin.api.app import build_engine
 from tocsin.api.context import AppContext
 from tocsin.engine.coordination import EngineAlreadyRunning
-from tocsin.engine.loop import Engine, listen_postgres
+from tocsin.engine.loop import Engine
 from tocsin.services.ingest_process import ChildHooks, child_main
 from tocsin.storage.db import Database
 
@@ -34,15 +33,6 @@ class _EngineBeside:
         self.engine = engine
         self.ctx = ctx
         self.registry = registry
-        self._stop = threading.Event()
-        url = engine.db.engine.url
-        if url.get_backend_name() == "postgresql":
-            threading.Thread(
-                target=listen_postgres,
-                args=(url.render_as_string(hide_password=False), engine.waker, self._stop),
-                name="tocsin-listen",
-                daemon=True,
-            ).start()
 
     def committed(self) -> None:
         self.ctx.wake()
@@ -51,7 +41,6 @@ class _EngineBeside:
         return generate_latest(self.registry)
 
     def close(self) -> None:
-        self._stop.set()
         self.engine.stop()
 
 

@@ -125,9 +125,10 @@ class IngestProcess:
     notify = wake
 
     async def metrics(self, timeout: float = 2.0) -> bytes:
-        """The child's Prometheus metrics (its engine's), or nothing if it does not answer."""
+        """The child's Prometheus metrics (its engine's), or nothing if it runs no engine or
+        does not answer in time."""
         writer = self._writer
-        if writer is None:
+        if writer is None or not self.runs_engine:
             return b""
         future: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
         self._metrics.append(future)
@@ -181,6 +182,7 @@ class IngestProcess:
         if ready != _READY:
             writer.close()
             child.kill()
+            await asyncio.to_thread(child.wait)
             raise WriterGone(f"the ingest writer did not start: {ready!r}")
         self._child = child
         self._writer = writer
@@ -413,6 +415,7 @@ def _send(stream: Any, value: Any) -> None:
 
 
 if __name__ == "__main__":
-    # The writer alone (tocsin serve with TOCSIN_ENGINE=false uses this too).
+    # The writer alone, the default child of IngestProcess (`tocsin serve` starts
+    # tocsin.api.ingest_child, which can run the engine too).
     child_main(int(sys.argv[1]), lambda _db, _hello: None)
     os._exit(0)

@@ -141,6 +141,14 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
             engine.stop()
 
 
+def engine_apart(settings: Settings, db: Database) -> tuple[Engine, AppContext, CollectorRegistry]:
+    """The engine for a process without the API (`tocsin engine`, the ingest child), with the
+    context whose waker wakes it and the registry holding its metrics."""
+    ctx = AppContext.build(settings, db)
+    registry = CollectorRegistry()
+    return build_engine(ctx, registry), ctx, registry
+
+
 def build_engine(ctx: AppContext, registry: CollectorRegistry | None) -> Engine:
     """Return the engine with the modules of this release, sharing the API's wake signal."""
     retention = parse_duration(ctx.settings.payload_retention)

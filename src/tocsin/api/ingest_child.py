@@ -16,7 +16,7 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry, generate_latest
 
-from tocsin.api.app import build_engine
+from tocsin.api.app import engine_apart
 from tocsin.api.context import AppContext
 from tocsin.engine.coordination import EngineAlreadyRunning
 from tocsin.engine.loop import Engine
@@ -48,9 +48,7 @@ def _with_engine(db: Database, hello: dict[str, Any]) -> ChildHooks | None:
     settings = hello.get("settings")
     if settings is None or not hello.get("engine"):
         return None
-    ctx = AppContext.build(settings, db)
-    registry = CollectorRegistry()
-    engine = build_engine(ctx, registry)
+    engine, ctx, registry = engine_apart(settings, db)
     try:
         engine.start()
     except EngineAlreadyRunning as exc:

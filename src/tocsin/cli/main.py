@@ -139,11 +139,10 @@ def engine(
     import signal
     import threading
 
-    from prometheus_client import CollectorRegistry, start_http_server
+    from prometheus_client import start_http_server
 
     from tocsin import logs
-    from tocsin.api.app import build_engine
-    from tocsin.api.context import AppContext
+    from tocsin.api.app import engine_apart
     from tocsin.engine.coordination import EngineAlreadyRunning
     from tocsin.engine.loop import listen_postgres, watch_sqlite
     from tocsin.storage.db import Database, upgrade
@@ -153,9 +152,7 @@ def engine(
     url = settings.resolved_database_url()
     upgrade(url)
     db = Database(url)
-    ctx = AppContext.build(settings, db)
-    registry = CollectorRegistry()
-    loop = build_engine(ctx, registry)
+    loop, _ctx, registry = engine_apart(settings, db)
     try:
         loop.acquire()
     except EngineAlreadyRunning as exc:

@@ -144,6 +144,39 @@ def test_silence_from_config_suppresses_matching_alerts(alerting_api: TestClient
     assert groups(api, status=["suppressed"])[0]["alert_count"] == 1
 
 
+def test_alike_alerts_of_one_payload_are_suppressed_by_their_own_fields(
+    alerting_api: TestClient,
+) -> None:
+    # A batch decides suppression once per distinct value of the fields silences and inhibit
+    # rules read: alerts differing only in such a field must still be told apart.
+    api = alerting_api
+    api.post(
+        AM_URL,
+        json=am_payload(
+            am_alert("DiskSpaceLow", env="staging", cluster="s", instance="a"),
+            am_alert("DiskSpaceLow", env="prod", cluster="s", instance="b"),
+            am_alert("DiskSpaceLow", env="staging", cluster="s", instance="c"),
+            am_alert("ClusterDown", cluster="eu", severity="error"),
+            am_alert("Slow", cluster="eu", severity="warning"),
+            am_alert("Slow", cluster="us", severity="warning"),
+            am_alert("Slow", cluster="eu", severity="info"),
+        ),
+    )
+    disks = {
+        a["labels"]["instance"]: a["status"] for a in alerts(api, label=["alertname=DiskSpaceLow"])
+    }
+    assert disks == {"a": "suppressed", "b": "firing", "c": "suppressed"}
+    slow = {
+        (a["labels"]["cluster"], a["labels"]["severity"]): a["status"]
+        for a in alerts(api, label=["alertname=Slow"])
+    }
+    assert slow == {
+        ("eu", "warning"): "suppressed",
+        ("us", "warning"): "firing",
+        ("eu", "info"): "firing",
+    }
+
+
 def test_inhibition_suppresses_warnings_of_a_down_cluster(alerting_api: TestClient) -> None:
     api = alerting_api
     api.post(AM_URL, json=am_payload(am_alert("ClusterDown", cluster="eu", severity="error")))

@@ -18,6 +18,7 @@ from enum import StrEnum
 from typing import Any
 
 from tocsin.core.durations import parse_duration
+from tocsin.core.wire import fast_pickle
 
 
 class Action(StrEnum):
@@ -48,12 +49,14 @@ class Urgency(StrEnum):
 SOURCE_SEVERITIES = ("critical", "error", "warning", "info")
 
 
+@fast_pickle
 @dataclass(frozen=True, slots=True)
 class Link:
     href: str
     text: str = ""
 
 
+@fast_pickle
 @dataclass(frozen=True, slots=True)
 class Image:
     src: str
@@ -61,6 +64,7 @@ class Image:
     alt: str = ""
 
 
+@fast_pickle
 @dataclass(frozen=True, slots=True)
 class Signal:
     """One alert event from any source, normalised.
@@ -87,6 +91,7 @@ class Signal:
     group_key: str | None = None
 
 
+@fast_pickle
 @dataclass(frozen=True, slots=True)
 class ChangeEvent:
     """A PagerDuty change event: a deploy or config change shown on the service, never paging."""
@@ -283,6 +288,7 @@ def match_view(signal: Signal, *, service: str, integration: str, now: datetime)
 # --- routing ---
 
 
+@fast_pickle
 @dataclass(frozen=True, slots=True)
 class DeclareRule:
     """When an alert group becomes an incident: at once, or at N alerts within a window."""
@@ -309,6 +315,7 @@ class Route:
     declare: DeclareRule | None = None
 
 
+@fast_pickle
 @dataclass(frozen=True, slots=True)
 class Routing:
     """What the routes decided for one signal (None: not set by any matching route)."""

@@ -58,7 +58,6 @@ from tocsin.services.ingest_rows import (
     OPEN_COUNTS,
     UPDATE_ALERT,
     UPDATE_GROUP,
-    alert_columns,
     alert_row,
     chunks,
     content,
@@ -146,6 +145,14 @@ class _Batch:
         self._route_fields = tuple(sorted({n for rule in config.routes for n in rule.matchers}))
         self._routed: dict[tuple[Any, ...], Routing] = {}
         self._group_keys: dict[tuple[str, tuple[Any, ...]], str] = {}
+        # Likewise for silences, maintenance windows and inhibit rules (see suppressed).
+        rules = config.inhibit_rules
+        self._noise_fields = _fields_read(
+            [s.matchers for s in self.silences] + [r.target for r in rules], "service"
+        )
+        self._noise: dict[tuple[Any, ...], tuple[Suppression | None, bool]] = {}
+        self._source_fields = _fields_read([r.source for r in rules])
+        self._sources: dict[tuple[Any, ...], bool] = {}
 
     # --- prefetch ---
 
@@ -204,18 +211,30 @@ class _Batch:
         return found
 
     def suppressed(self, view: dict[str, Any]) -> Suppression | None:
-        firing: list[Mapping[str, Any]] = []
         rules = self.config.inhibit_rules
-        # Only an alert some rule targets needs the possible sources (cheap check first).
-        if rules and any(matches_all(rule.target, view) for rule in rules):
-            firing = self._batch_sources + self._stored_sources()
+        memo = _projection(view, self._noise_fields)
+        static = self._noise.get(memo) if memo is not None else None
+        if static is None:
+            # Windows and silences, and whether some inhibit rule targets the alert: all
+            # decided by the fields they read, so alike alerts of a batch share one answer.
+            found = suppression(
+                view, now=self.now, silences=self.silences, windows=self.windows,
+                inhibit_rules=(), firing=(),
+            )  # fmt: skip
+            static = (found, any(matches_all(rule.target, view) for rule in rules))
+            if memo is not None:
+                self._noise[memo] = static
+        found, targeted = static
+        if found is not None or not targeted:
+            return found
+        # Only an alert some rule targets needs the possible sources.
         return suppression(
             view,
             now=self.now,
             silences=self.silences,
             windows=self.windows,
             inhibit_rules=rules,
-            firing=firing,
+            firing=self._batch_sources + self._stored_sources(),
         )
 
     def note_source(self, view: Mapping[str, Any]) -> None:
@@ -225,7 +244,13 @@ class _Batch:
             self._sources_changed()
 
     def _is_source(self, view: Mapping[str, Any]) -> bool:
-        return any(matches_all(rule.source, view) for rule in self.config.inhibit_rules)
+        memo = _projection(view, self._source_fields)
+        found = self._sources.get(memo) if memo is not None else None
+        if found is None:
+            found = any(matches_all(rule.source, view) for rule in self.config.inhibit_rules)
+            if memo is not None:
+                self._sources[memo] = found
+        return found
 
     def _sources_changed(self) -> None:
         """This batch changes the firing sources: other batches must not reuse a snapshot."""
@@ -560,10 +585,10 @@ class _Batch:
             rows = []
             for alert in new_alerts:
                 alert.row["group_id"] = alert.row["_group"].row["id"]
-                rows.append(alert_columns(alert.row))
-            ids = insert_with_ids(self.session, ALERTS, rows)
-            for alert, alert_id in zip(new_alerts, ids, strict=True):
-                alert.row["id"] = alert_id
+                rows.append(alert.row)
+            # The rows themselves (the insert picks the table's columns out of them); this
+            # sets each row's "id".
+            insert_with_ids(self.session, ALERTS, rows)
         changed = [update_params(a.row, ALERT_COLUMNS) for a in dirty.values() if not a.new]
         for alert in new_alerts:
             alert.new = False
@@ -651,6 +676,11 @@ def _projection(view: Mapping[str, Any], fields: Sequence[str]) -> tuple[Any, ..
     except TypeError:
         return None
     return key
+
+
+def _fields_read(matchers: Iterable[Mapping[str, Any]], *always: str) -> tuple[str, ...]:
+    """Return the view fields a set of matcher maps reads, sorted (a projection's fields)."""
+    return tuple(sorted({*always, *(name for m in matchers for name in m)}))
 
 
 def _escalation_change(previous: str, status: AlertStatus, *, new: bool) -> str | None:

@@ -12,9 +12,11 @@ from tocsin.core.alerts import (
     ChangeEvent,
     Signal,
 )
+from tocsin.core.wire import fast_pickle
 from tocsin.services.alerting_config import IntegrationConfig
 
 
+@fast_pickle
 @dataclass(frozen=True, slots=True)
 class Delivery:
     """One accepted request for one integration: its raw body and what it said."""
@@ -28,6 +30,7 @@ class Delivery:
     actor: str = "integration"
 
 
+@fast_pickle
 @dataclass(frozen=True, slots=True)
 class Outcome:
     """What became of one signal: which alert and group, and what happened to them."""
@@ -39,6 +42,7 @@ class Outcome:
     status: str | None = None
 
 
+@fast_pickle
 @dataclass(frozen=True, slots=True)
 class Ingested:
     payload_id: int

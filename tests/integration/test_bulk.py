@@ -10,6 +10,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from tocsin.core.alerts import Action, AlertStatus, Signal
+from tocsin.services.ingest_prepare import ENCODED_COLUMNS, content, encoded_content
 from tocsin.services.ingest_rows import ALERTS, GROUPS, PAYLOADS, alert_columns, alert_row
 from tocsin.storage.bulk import insert_rows, insert_with_ids
 from tocsin.storage.db import Database
@@ -55,8 +56,10 @@ def _group(session: Session) -> int:
     return insert_with_ids(session, GROUPS, [row])[0]
 
 
-def _alert(key: str, labels: dict[str, object], group_id: int) -> dict[str, object]:
-    """An alert row as the ingest batch builds it."""
+def _alert(
+    key: str, labels: dict[str, object], group_id: int, *, encoded: bool = False
+) -> dict[str, object]:
+    """An alert row as the ingest batch builds it (JSON columns encoded ahead, or not)."""
     signal = Signal(
         Action.TRIGGER,
         key,
@@ -65,19 +68,23 @@ def _alert(key: str, labels: dict[str, object], group_id: int) -> dict[str, obje
         labels=labels,  # type: ignore[arg-type]  # values beyond str: the JSON column's job
         details={"nested": {"list": [1, 2.5, True, None, "a\tb"]}},
     )
-    row = alert_row(signal, "k", "api", f"k\x1f{key}", AlertStatus.FIRING, NOW)
+    columns = encoded_content(signal) if encoded else content(signal)
+    row = alert_row(signal, columns, "k", "api", f"k\x1f{key}", AlertStatus.FIRING, NOW)
     row["group_id"] = group_id
     return alert_columns(row)
 
 
-def test_json_columns_round_trip(core_config: Database) -> None:
+@pytest.mark.parametrize("encoded", [False, True], ids=["dicts", "encoded-ahead"])
+def test_json_columns_round_trip(core_config: Database, encoded: bool) -> None:
     labels = {"alertname": "X", "text": 'tab\t"quote"\\ 😀', "big": 2**70}
     with core_config.write() as session:
-        insert_with_ids(session, ALERTS, [_alert("j1", labels, _group(session))])
+        alert = _alert("j1", labels, _group(session), encoded=encoded)
+        insert_with_ids(session, ALERTS, [alert], ENCODED_COLUMNS if encoded else frozenset())
         session.commit()
     with core_config.read() as session:
         row = session.scalars(select(AlertRow).where(AlertRow.dedup_key == "j1")).one()
     assert row.labels == labels
+    assert row.links == []
     assert row.details == {"nested": {"list": [1, 2.5, True, None, "a\tb"]}}
 
 

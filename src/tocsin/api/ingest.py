@@ -37,6 +37,7 @@ from tocsin.services.alerting_config import (
     parse_rate_limit,
 )
 from tocsin.services.ingest import Delivery, Ingested, ingest_many
+from tocsin.services.ingest_prepare import prepare
 from tocsin.services.ingest_process import retryable
 from tocsin.storage.tables import AlertPayloadRow
 
@@ -126,6 +127,10 @@ def _decode(raw: bytes) -> Any:
 async def _deliver(ctx: AppContext, delivery: Delivery) -> Ingested:
     """Queue one delivery for the writer; retry once if a concurrent writer opened its key."""
     if ctx.ingest is not None:
+        # Work out here what needs no database: the writer process is the busier one.
+        config = cached_config(ctx.db.engine)
+        if config is not None:
+            delivery = prepare(delivery, config, wire=True)
         # The child retries conflicts itself. It wakes the engine if it runs it; else the
         # engine is here (or apart, woken by the child's NOTIFY).
         result: Ingested = await ctx.ingest.submit(delivery)

@@ -2,10 +2,10 @@
 
 On SQLite the engine lives here, beside the ingest writer, rather than in the API process: the
 two then queue for the database on one in-process lock, and the engine's transactions are not
-slowed by request handling holding the interpreter lock. The writer wakes the engine after each
-batch it commits; the server sends a wake frame when it commits other work (an acknowledgement,
-a declaration). The server's /metrics includes this process's engine metrics. (On PostgreSQL
-the engine stays in the API process: see create_app.)
+slowed by request handling holding the interpreter lock. A batch that gives the engine work
+wakes it at commit (its lifecycle events); the server sends a wake frame when it commits other
+work (an acknowledgement, a declaration). The server's /metrics includes this process's engine
+metrics. (On PostgreSQL the engine stays in the API process: see create_app.)
 """
 
 from __future__ import annotations

@@ -21,6 +21,7 @@ from tocsin.services.alerting_config import alerting_config
 from tocsin.services.group_declare import declare_groups
 from tocsin.services.ingest_batch import _Batch, _Done
 from tocsin.services.ingest_model import Delivery, Ingested, Outcome, open_key
+from tocsin.services.ingest_prepare import prepare
 from tocsin.services.ingest_rows import PAYLOADS, change_row
 from tocsin.storage.bulk import insert_with_ids
 from tocsin.storage.tables import ChangeEventRow
@@ -35,7 +36,10 @@ def ingest_many(session: Session, deliveries: Sequence[Delivery]) -> list[Ingest
     if not deliveries:
         return []
     now = max(d.received_at for d in deliveries)
-    batch = _Batch(session, alerting_config(session), now)
+    config = alerting_config(session)
+    batch = _Batch(session, config, now)
+    # What the API process did not work out ahead (ingest_prepare) is worked out here.
+    deliveries = [prepare(d, config, batch.assessor) for d in deliveries]
     if batch.postgres:
         # Every read here is a lookup by key. Alert tables grow by thousands of rows a second
         # in a storm, far ahead of autovacuum's ANALYZE; until it runs, PostgreSQL thinks
@@ -56,7 +60,11 @@ def ingest_many(session: Session, deliveries: Sequence[Delivery]) -> list[Ingest
         ],
     )
     batch.prefetch_alerts(
-        {open_key(d.integration.key, s.dedup_key) for d in deliveries for s in d.signals}
+        {
+            prep.open_key if prep else open_key(d.integration.key, s.dedup_key)
+            for d in deliveries
+            for s, prep in zip(d.signals, d.prepared, strict=True)
+        }
     )
     batch.prefetch_for(deliveries)
     results: list[Ingested | Exception] = []
@@ -64,9 +72,9 @@ def ingest_many(session: Session, deliveries: Sequence[Delivery]) -> list[Ingest
     change_rows: list[dict[str, Any]] = []
     for delivery, payload_id in zip(deliveries, payload_ids, strict=True):
         outcomes: list[_Done] = []
-        for signal in delivery.signals:
-            if signal.action == Action.TRIGGER:
-                outcomes.append(batch.trigger(delivery, signal, payload_id))
+        for signal, prep in zip(delivery.signals, delivery.prepared, strict=True):
+            if prep is not None:
+                outcomes.append(batch.trigger(delivery, signal, prep, payload_id))
             elif signal.action == Action.ACKNOWLEDGE:
                 outcomes.append(batch.acknowledge(delivery, signal, payload_id))
             else:

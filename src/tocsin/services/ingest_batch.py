@@ -15,21 +15,17 @@ from sqlalchemy import RowMapping, Select, insert, or_, select, update
 from sqlalchemy.orm import Session
 
 from tocsin.core.alerts import (
-    Action,
     AlertStatus,
     DeclareRule,
     Routing,
     Signal,
     Suppression,
-    default_group_key,
     default_urgency,
-    group_key_by,
     group_status,
     incident_severity_for,
     joins_group,
     match_view,
     matches_all,
-    route,
     suppression,
 )
 from tocsin.core.lifecycle import (
@@ -38,13 +34,21 @@ from tocsin.core.lifecycle import (
     ALERT_GROUP_RESOLVED,
     ALERT_GROUP_TRIGGERED,
 )
-from tocsin.services import alert_templates, escalations, inhibit_sources, lifecycle
+from tocsin.services import escalations, inhibit_sources, lifecycle
 from tocsin.services.alerting_config import (
     AlertingConfig,
     active_noise_control,
 )
 from tocsin.services.group_declare import declare_groups
 from tocsin.services.ingest_model import Delivery, Outcome, open_key
+from tocsin.services.ingest_prepare import (
+    ENCODED_COLUMNS,
+    Assessor,
+    Prepared,
+    content,
+    full_signal,
+    projection,
+)
 from tocsin.services.ingest_rows import (
     ALERT_COLUMNS,
     ALERTS,
@@ -60,7 +64,6 @@ from tocsin.services.ingest_rows import (
     UPDATE_GROUP,
     alert_row,
     chunks,
-    content,
     source_condition,
     stored_view,
     update_params,
@@ -103,17 +106,6 @@ class _Done:
         return Outcome(self.dedup_key, self.action, row["id"], row["group_id"], self.status)
 
 
-@dataclass(frozen=True, slots=True)
-class _Assessment:
-    """A new alert's view, routing decision and the group it belongs to."""
-
-    view: dict[str, Any]
-    decided: Routing
-    service: str
-    group_key: str
-    group_open_key: str
-
-
 @dataclass(slots=True)
 class _Group:
     row: dict[str, Any]
@@ -138,14 +130,12 @@ class _Batch:
         self._batch_sources: list[Mapping[str, Any]] = []
         self._forgetting = False
         self.silences, self.windows = active_noise_control(session, now)
-        self._assessed: dict[int, _Assessment] = {}
         self._fetched: set[str] = set()
         self.postgres = session.get_bind().dialect.name == "postgresql"
-        # The fields any route reads, and decisions already taken for their values.
-        self._route_fields = tuple(sorted({n for rule in config.routes for n in rule.matchers}))
-        self._routed: dict[tuple[Any, ...], Routing] = {}
-        self._group_keys: dict[tuple[str, tuple[Any, ...]], str] = {}
-        # Likewise for silences, maintenance windows and inhibit rules (see suppressed).
+        # Routing of re-fired alerts (new ones come routed: ingest_prepare).
+        self.assessor = Assessor(config)
+        # Silences, maintenance windows and inhibit rules decide by the fields they read:
+        # alike alerts of a batch share one answer (see suppressed).
         rules = config.inhibit_rules
         self._noise_fields = _fields_read(
             [s.matchers for s in self.silences] + [r.target for r in rules], "service"
@@ -197,22 +187,11 @@ class _Batch:
     # --- decisions ---
 
     def routing(self, view: Mapping[str, Any]) -> Routing:
-        """Route a view; alerts alike in every field some route looks at share one decision.
-
-        The alerts of one Alertmanager notification differ mostly in labels no route reads
-        (instance), so a batch of 100 usually routes once instead of 100 times.
-        """
-        memo = _projection(view, self._route_fields)
-        if memo is None:
-            return route(view, self.config.routes)
-        found = self._routed.get(memo)
-        if found is None:
-            found = self._routed[memo] = route(view, self.config.routes)
-        return found
+        return self.assessor.routing(view)
 
     def suppressed(self, view: dict[str, Any]) -> Suppression | None:
         rules = self.config.inhibit_rules
-        memo = _projection(view, self._noise_fields)
+        memo = projection(view, self._noise_fields)
         static = self._noise.get(memo) if memo is not None else None
         if static is None:
             # Windows and silences, and whether some inhibit rule targets the alert: all
@@ -244,7 +223,7 @@ class _Batch:
             self._sources_changed()
 
     def _is_source(self, view: Mapping[str, Any]) -> bool:
-        memo = _projection(view, self._source_fields)
+        memo = projection(view, self._source_fields)
         found = self._sources.get(memo) if memo is not None else None
         if found is None:
             found = any(matches_all(rule.source, view) for rule in self.config.inhibit_rules)
@@ -287,71 +266,41 @@ class _Batch:
         ]
         return [v for v in views if self._is_source(v)]
 
-    def group_key(self, service: str, view: Mapping[str, Any], signal: Signal) -> str:
-        rule = self.config.grouping.get(service)
-        if rule is None:
-            return default_group_key(signal)
-        if rule.template:
-            return "tpl:" + alert_templates.render_group_key(rule.template, view)
-        memo = _projection(view, rule.by)
-        if memo is None:
-            return group_key_by(view, rule.by)
-        found = self._group_keys.get((service, memo))
-        if found is None:
-            found = self._group_keys[(service, memo)] = group_key_by(view, rule.by)
-        return found
-
     def window(self, service: str) -> timedelta | None:
         rule = self.config.grouping.get(service)
         return rule.window if rule else None
 
     # --- signals ---
 
-    def assess(self, delivery: Delivery, signal: Signal) -> _Assessment:
-        """Return the view, routing and group key of a trigger (computed once per signal)."""
-        found = self._assessed.get(id(signal))
-        if found is not None:
-            return found
-        integration = delivery.integration
-        view = match_view(
-            signal, service=integration.service, integration=integration.key, now=self.now
-        )
-        decided = self.routing(view)
-        service = decided.service or integration.service
-        view["service"] = service
-        gkey = self.group_key(service, view, signal)
-        found = _Assessment(view, decided, service, gkey, open_key(service, gkey))
-        self._assessed[id(signal)] = found
-        return found
-
     def prefetch_for(self, deliveries: Sequence[Delivery]) -> None:
         """Load every group the batch's new alerts may join, in one query per 500 keys."""
         wanted = set()
         for delivery in deliveries:
-            for signal in delivery.signals:
-                key = open_key(delivery.integration.key, signal.dedup_key)
-                if signal.action == Action.TRIGGER and key not in self.alerts:
-                    wanted.add(self.assess(delivery, signal).group_open_key)
+            for prep in delivery.prepared:
+                if prep is not None and prep.open_key not in self.alerts:
+                    wanted.add(prep.group_open_key)
         self.prefetch_groups(wanted)
 
-    def trigger(self, delivery: Delivery, signal: Signal, payload_id: int) -> _Done:
+    def trigger(self, delivery: Delivery, signal: Signal, plan: Prepared, payload_id: int) -> _Done:
         integration = delivery.integration
-        key = open_key(integration.key, signal.dedup_key)
+        key = plan.open_key
         existing = self.alerts.get(key)
         if existing is not None:
+            signal = full_signal(signal, plan)
             view = match_view(
                 signal,
                 service=existing.row["service_id"],
                 integration=integration.key,
                 now=self.now,
             )
-            return self._refire(existing, signal, view, self.routing(view), payload_id)
-        plan = self.assess(delivery, signal)
+            # A new alert of this batch is inserted with encoded content (see _write_alerts).
+            fresh = plan.content if existing.new else content(signal)
+            return self._refire(existing, fresh, view, self.routing(view), payload_id)
         view, decided, service = plan.view, plan.decided, plan.service
         why = self.suppressed(view)
         group = self._group_for(plan, signal)
         status = AlertStatus.SUPPRESSED if why else AlertStatus.FIRING
-        row = alert_row(signal, integration.key, service, key, status, self.now)
+        row = alert_row(signal, plan.content, integration.key, service, key, status, self.now)
         row["urgency"] = (decided.urgency or default_urgency(signal)).value
         row["suppressed_by"] = f"{why.kind}:{why.ref}" if why else None
         row["_group"] = group
@@ -369,11 +318,16 @@ class _Batch:
         return _Done(signal.dedup_key, "created", alert, status.value)
 
     def _refire(
-        self, alert: _Alert, signal: Signal, view: dict[str, Any], decided: Routing, payload_id: int
+        self,
+        alert: _Alert,
+        fresh: Mapping[str, Any],
+        view: dict[str, Any],
+        decided: Routing,
+        payload_id: int,
     ) -> _Done:
         row = alert.row
         view["service"] = row["service_id"]
-        row.update(content(signal))
+        row.update(fresh)
         row["last_seen_at"] = self.now
         row["event_count"] += 1
         alert.view = view
@@ -390,7 +344,7 @@ class _Batch:
         group.touched = True
         self._declare_rule(group, decided)
         self._log(alert, kind, payload_id, "integration")
-        return _Done(signal.dedup_key, "refired", alert, row["status"])
+        return _Done(row["dedup_key"], "refired", alert, row["status"])
 
     def acknowledge(self, delivery: Delivery, signal: Signal, payload_id: int) -> _Done:
         alert = self.alerts.get(open_key(delivery.integration.key, signal.dedup_key))
@@ -439,7 +393,7 @@ class _Batch:
         assert isinstance(group, _Group)
         return group
 
-    def _group_for(self, plan: _Assessment, signal: Signal) -> _Group:
+    def _group_for(self, plan: Prepared, signal: Signal) -> _Group:
         service, decided, okey = plan.service, plan.decided, plan.group_open_key
         if okey not in self.groups and okey not in self._fetched:
             self.prefetch_groups({okey})
@@ -588,7 +542,7 @@ class _Batch:
                 rows.append(alert.row)
             # The rows themselves (the insert picks the table's columns out of them); this
             # sets each row's "id".
-            insert_with_ids(self.session, ALERTS, rows)
+            insert_with_ids(self.session, ALERTS, rows, ENCODED_COLUMNS)
         changed = [update_params(a.row, ALERT_COLUMNS) for a in dirty.values() if not a.new]
         for alert in new_alerts:
             alert.new = False
@@ -662,20 +616,6 @@ class _Batch:
                     .where(AlertGroupRow.id == row["id"])
                     .values(incident_id=row["incident_id"])
                 )
-
-
-def _projection(view: Mapping[str, Any], fields: Sequence[str]) -> tuple[Any, ...] | None:
-    """Return the view's values of `fields` as a dictionary key, None if one is unhashable.
-
-    Types are part of the key: 1, 1.0 and True are equal in Python but not to a matcher.
-    """
-    values = tuple(map(view.get, fields))
-    key = (values, tuple(map(type, values)))
-    try:
-        hash(key)
-    except TypeError:
-        return None
-    return key
 
 
 def _fields_read(matchers: Iterable[Mapping[str, Any]], *always: str) -> tuple[str, ...]:

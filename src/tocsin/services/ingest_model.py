@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
+from typing import TYPE_CHECKING
 
 from tocsin.core.alerts import (
     ChangeEvent,
@@ -14,6 +15,9 @@ from tocsin.core.alerts import (
 )
 from tocsin.core.wire import fast_pickle
 from tocsin.services.alerting_config import IntegrationConfig
+
+if TYPE_CHECKING:
+    from tocsin.services.ingest_prepare import Prepared
 
 
 @fast_pickle
@@ -28,6 +32,8 @@ class Delivery:
     signals: Sequence[Signal] = ()
     changes: Sequence[ChangeEvent] = ()
     actor: str = "integration"
+    # One per signal, in order: the trigger signals worked out ahead (ingest_prepare).
+    prepared: tuple[Prepared | None, ...] = ()
 
 
 @fast_pickle

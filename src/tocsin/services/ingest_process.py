@@ -289,7 +289,7 @@ class ChildHooks(Protocol):
     """What else the child runs beside the writer (the engine, in `tocsin serve`)."""
 
     def committed(self) -> None:
-        """A batch was committed (or the server committed work): wake the engine."""
+        """The server committed work (a wake frame): wake the engine."""
 
     def metrics(self) -> bytes:
         """Prometheus text of the child's own metrics."""
@@ -340,9 +340,11 @@ def _serve(fd: int, hooks: Callable[[Any, dict[str, Any]], ChildHooks | None]) -
                         if seen is not None:
                             catalog.invalidate()
                         seen = generation
+                    # No wake here: a batch that gave the engine work (a group opened,
+                    # acknowledged or resolved; an incident declared) emitted lifecycle
+                    # events, whose commit wakes it (lifecycle.wake_on_commit). Waking it
+                    # after every batch made it run idle cycles, competing with the writer.
                     answers = _write(db, ingest_many, items)
-                    if extra is not None:
-                        extra.committed()
                     _send(stream, ("answers", answers))
                 elif extra is not None:  # "wake"
                     extra.committed()

@@ -103,25 +103,16 @@ def alert_columns(row: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
-def content(signal: Signal) -> dict[str, Any]:
-    """Return the columns a re-fired signal refreshes (the latest word of the source wins)."""
-    return {
-        "title": signal.title[:1024],
-        "severity": signal.severity,
-        "source": signal.source,
-        "component": signal.component,
-        "group_name": signal.group,
-        "class_name": signal.class_,
-        "labels": dict(signal.labels),
-        "details": dict(signal.details),
-        "links": [{"href": link.href, "text": link.text} for link in signal.links],
-        "images": [{"src": i.src, "href": i.href, "alt": i.alt} for i in signal.images],
-    }
-
-
 def alert_row(
-    signal: Signal, integration: str, service: str, key: str, status: AlertStatus, now: datetime
+    signal: Signal,
+    content: Mapping[str, Any],
+    integration: str,
+    service: str,
+    key: str,
+    status: AlertStatus,
+    now: datetime,
 ) -> dict[str, Any]:
+    """Return a new alert's row; `content` holds the columns taken from the signal."""
     row: dict[str, Any] = {
         "id": None,
         "integration_key": integration,
@@ -140,7 +131,7 @@ def alert_row(
         "resolved_at": None,
         "event_count": 1,
     }
-    row.update(content(signal))
+    row.update(content)
     return row
 
 

@@ -44,7 +44,8 @@ def _pg_time(value: datetime | None) -> datetime | None:
     return None if value is None else value.astimezone(UTC).replace(tzinfo=None)
 
 
-def _json(value: Any) -> str | None:
+def encode_json(value: Any) -> str | None:
+    """Encode a JSON column's value as insert_rows stores it (for `encoded` columns)."""
     if value is None:
         return None
     try:
@@ -65,7 +66,7 @@ def _flag(value: Any) -> int | None:
 
 @lru_cache(maxsize=64)
 def _plan(
-    table: Table, columns: tuple[str, ...], dialect: str
+    table: Table, columns: tuple[str, ...], dialect: str, encoded: frozenset[str]
 ) -> tuple[str, list[tuple[int, Adapter]]]:
     postgres = dialect == "postgresql"
     mark = "%s" if postgres else "?"
@@ -77,7 +78,7 @@ def _plan(
             adapters.append(_pg_time if postgres else _sqlite_time)
             placeholders.append(mark)
         elif isinstance(kind, JSON):
-            adapters.append(_json)
+            adapters.append(_same if name in encoded else encode_json)
             placeholders.append(f"{mark}::json" if postgres else mark)
         elif isinstance(kind, Boolean):
             adapters.append(_same if postgres else _flag)
@@ -91,13 +92,21 @@ def _plan(
     return sql, [(i, fn) for i, fn in enumerate(adapters) if fn is not _same]
 
 
-def insert_rows(session: Session, table: Table, rows: Sequence[dict[str, Any]]) -> None:
-    """Insert rows (all with the same keys, every value set) with one driver executemany."""
+def insert_rows(
+    session: Session,
+    table: Table,
+    rows: Sequence[dict[str, Any]],
+    encoded: frozenset[str] = frozenset(),
+) -> None:
+    """Insert rows (all with the same keys, every value set) with one driver executemany.
+
+    The JSON columns named in `encoded` hold text from encode_json already.
+    """
     if not rows:
         return
     columns = tuple(name for name in rows[0] if name in table.c)
     dialect = session.get_bind().dialect.name
-    sql, adapters = _plan(table, columns, dialect)
+    sql, adapters = _plan(table, columns, dialect, encoded)
     values = itemgetter(*columns)
     params = []
     for row in rows:
@@ -174,10 +183,15 @@ def reserve_ids(session: Session, table: Table, count: int) -> list[int]:
     return list(range(first, first + count))
 
 
-def insert_with_ids(session: Session, table: Table, rows: list[dict[str, Any]]) -> list[int]:
-    """Insert rows with executemany and return their ids, in order."""
+def insert_with_ids(
+    session: Session,
+    table: Table,
+    rows: list[dict[str, Any]],
+    encoded: frozenset[str] = frozenset(),
+) -> list[int]:
+    """Insert rows with executemany and return their ids, in order (set as each row's "id")."""
     ids = reserve_ids(session, table, len(rows))
     for row, row_id in zip(rows, ids, strict=True):
         row["id"] = row_id
-    insert_rows(session, table, rows)
+    insert_rows(session, table, rows, encoded)
     return ids

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -323,6 +324,24 @@ def test_bad_input_is_a_clear_error(alerting_api: TestClient) -> None:
     # Refused payloads are kept, with why.
     refused = api.get("/api/v1/alert-payloads").json()
     assert {r["format"] for r in refused} >= {"alertmanager"}
+
+
+def test_json_is_read_exactly_as_the_standard_says(alerting_api: TestClient) -> None:
+    # Bodies are read with orjson, falling back to the standard library where they differ:
+    # integers beyond 64 bits stay exact, NaN is refused, UTF-8 text is read as such.
+    api = alerting_api
+    huge = 123456789012345678901234567890
+    event = pd_event(dedup_key="huge", custom_details={"n": huge, "small": 7})
+    assert api.post("/v2/enqueue", json=event).status_code == 202
+    (alert,) = alerts(api, dedup_key="huge")
+    assert alert["details"]["custom_details"] == {"n": huge, "small": 7}
+    nan = b'{"routing_key": "%s", "event_action": "trigger", "x": NaN}' % PD_KEY.encode()
+    refused = api.post("/v2/enqueue", content=nan, headers={"Content-Type": "application/json"})
+    assert refused.status_code == 400
+    accented = json.dumps(am_payload(am_alert("Accented", cluster="é")), ensure_ascii=False)
+    sent = api.post(AM_URL, content=accented.encode(), headers={"Content-Type": "application/json"})
+    assert sent.status_code == 202, sent.text
+    assert alerts(api, label=["alertname=Accented"])[0]["labels"]["cluster"] == "é"
 
 
 def test_change_events_are_recorded_and_never_page(alerting_api: TestClient) -> None:

@@ -9,12 +9,14 @@ been committed (group commit on SQLite, batched transactions on PostgreSQL).
 from __future__ import annotations
 
 import json
+import re
 import time
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import asdict
 from typing import Annotated, Any
 
+import orjson
 from fastapi import APIRouter, Path, Request, Response
 from fastapi.responses import JSONResponse
 from sqlalchemy import insert
@@ -116,7 +118,18 @@ def _not_json(constant: str) -> Any:
     raise ValueError(f"{constant} is not valid JSON")
 
 
+# orjson reads integers beyond 64 bits as floats: a body with such a long run of digits goes
+# to the standard library, which keeps them exact.
+_LONG_DIGITS = re.compile(rb"[0-9]{19}")
+
+
 def _decode(raw: bytes) -> Any:
+    if not _LONG_DIGITS.search(raw):
+        try:
+            # Several times faster than json on a 100-alert notification.
+            return orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            pass  # the standard library's verdict and wording (and UTF-16, lone surrogates)
     try:
         # NaN and Infinity are Python's extension, not JSON: no database column takes them.
         return json.loads(raw, parse_constant=_not_json)
@@ -203,7 +216,8 @@ async def ingest(key: Key, request: Request, ctx: Ctx) -> Response:
         integration, integration.type, raw.decode("utf-8", "replace"), received, tuple(signals)
     )
     result = await _deliver(ctx, delivery)
-    return JSONResponse(_ingested_body(result), status_code=202)
+    # orjson: a hundred outcomes encode several times faster than with json.
+    return Response(orjson.dumps(_ingested_body(result)), 202, media_type="application/json")
 
 
 def _pd_error(status: int, message: str, errors: list[str]) -> JSONResponse:

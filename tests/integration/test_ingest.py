@@ -235,6 +235,29 @@ def test_maintenance_window_suppresses_its_service(alerting_api: TestClient) -> 
 # --- PagerDuty Events API v2 ---
 
 
+def test_a_group_status_follows_its_alerts_batch_after_batch(alerting_api: TestClient) -> None:
+    # A live group that only gains alerts keeps its status without a count of its alerts;
+    # a resolved or acknowledged alert makes the batch count them.
+    api = alerting_api
+
+    def send(*alerts: dict[str, Any]) -> str:
+        assert api.post(AM_URL, json=am_payload(*alerts)).status_code == 202
+        (group,) = groups(api, service="api")
+        return str(group["status"])
+
+    def slow(instance: str, status: str = "firing") -> dict[str, Any]:
+        return am_alert("Slow", status, cluster="eu", instance=instance, severity="error")
+
+    assert send(slow("a"), slow("b")) == "firing"
+    assert send(slow("a", "resolved")) == "firing"
+    assert send(slow("c")) == "firing"
+    group_id = groups(api, service="api")[0]["id"]
+    assert api.post(f"/api/v1/alert-groups/{group_id}/acknowledge").status_code == 200
+    assert send(slow("d")) == "acknowledged"
+    assert send(slow("b", "resolved"), slow("c", "resolved")) == "acknowledged"
+    assert send(slow("d", "resolved")) == "resolved"
+
+
 def test_pagerduty_trigger_dedup_ack_resolve_and_retrigger(alerting_api: TestClient) -> None:
     api = alerting_api
     res = api.post("/v2/enqueue", json=pd_event())

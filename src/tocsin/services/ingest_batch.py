@@ -112,6 +112,8 @@ class _Group:
     new: bool
     touched: bool = True
     new_alerts: list[datetime] = field(default_factory=list)
+    # An alert of the group was acknowledged or resolved: its status needs a count.
+    recount: bool = False
 
 
 class _Batch:
@@ -357,7 +359,7 @@ class _Batch:
             row["status"] = AlertStatus.ACKNOWLEDGED.value
             row["acknowledged_at"] = self.now
             alert.dirty = True
-            self._group_of(alert).touched = True
+            self._changed_group_of(alert)
         self._log(alert, "acknowledged", payload_id, delivery.actor)
         return _Done(signal.dedup_key, "acknowledged", alert, row["status"])
 
@@ -380,7 +382,7 @@ class _Batch:
         row["ends_at"] = ends_at or self.now
         row["open_key"] = None
         alert.dirty = True
-        self._group_of(alert).touched = True
+        self._changed_group_of(alert)
         self.resolved.append(alert)
 
     # --- groups ---
@@ -392,6 +394,11 @@ class _Batch:
             alert.row["_group"] = group
         assert isinstance(group, _Group)
         return group
+
+    def _changed_group_of(self, alert: _Alert) -> None:
+        group = self._group_of(alert)
+        group.touched = True
+        group.recount = True
 
     def _group_for(self, plan: Prepared, signal: Signal) -> _Group:
         service, decided, okey = plan.service, plan.decided, plan.group_open_key
@@ -549,10 +556,16 @@ class _Batch:
         if changed:
             self.session.execute(UPDATE_ALERT, changed)
 
-    def _settle(self, group: _Group, counts: Mapping[str, int]) -> bool:
-        """Set a group's status from its alert counts; return whether it may need declaring."""
+    def _settle(self, group: _Group, counts: Mapping[str, int] | None) -> bool:
+        """Set a group's status from its alert counts (None: unchanged); return whether it may
+        need declaring."""
         row = group.row
-        status = group_status(counts, acknowledged=row["acknowledged_at"] is not None)
+        acknowledged = row["acknowledged_at"] is not None
+        status = (
+            AlertStatus(row["status"])
+            if counts is None
+            else group_status(counts, acknowledged=acknowledged)
+        )
         previous = row["status"]
         resolved_now = status == AlertStatus.RESOLVED and previous != AlertStatus.RESOLVED
         row["_escalate"] = _escalation_change(previous, status, new=group.new)
@@ -567,11 +580,15 @@ class _Batch:
         return wants or resolved_now
 
     def _settle_stored(self, touched: list[_Group]) -> list[_Group]:
-        counts: dict[int, dict[str, int]] = defaultdict(dict)
-        for chunk in chunks([g.row["id"] for g in touched]):
+        # A live group that only gained alerts keeps its status: new or re-fired alerts never
+        # lower its count of firing ones. Counting, on the other hand, reads every open alert
+        # of the group, thousands after a long storm.
+        counted = [g.row["id"] for g in touched if g.recount or not _live(g.row)]
+        counts: dict[int, dict[str, int]] = {group_id: {} for group_id in counted}
+        for chunk in chunks(counted):
             for group_id, status, count in self.session.execute(OPEN_COUNTS, {"keys": chunk}):
                 counts[group_id][status] = count
-        due = [g for g in touched if self._settle(g, counts[g.row["id"]])]
+        due = [g for g in touched if self._settle(g, counts.get(g.row["id"]))]
         self.session.execute(UPDATE_GROUP, [update_params(g.row, GROUP_COLUMNS) for g in touched])
         return due
 
@@ -616,6 +633,16 @@ class _Batch:
                     .where(AlertGroupRow.id == row["id"])
                     .values(incident_id=row["incident_id"])
                 )
+
+
+def _live(group: Mapping[str, Any]) -> bool:
+    """Whether a stored group has live alerts by its status: firing, or acknowledged as a group
+    (an acknowledged group without acknowledged_at is one whose firing alerts were all
+    acknowledged one by one: a new firing alert makes it firing again)."""
+    status = group["status"]
+    return status == AlertStatus.FIRING or (
+        status == AlertStatus.ACKNOWLEDGED and group["acknowledged_at"] is not None
+    )
 
 
 def _fields_read(matchers: Iterable[Mapping[str, Any]], *always: str) -> tuple[str, ...]:

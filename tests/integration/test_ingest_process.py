@@ -72,6 +72,13 @@ def test_alerts_are_written_by_a_child_process(client: TestClient, app: Any) -> 
     assert [a["action"] for a in res.json()["alerts"]] == ["refired", "refired"]
     assert {a["dedup_key"] for a in _alerts(client)} >= {"replica-lag"}
     assert len(_alerts(client)) == 3
+    # Prepared in this process and sent without what the preparation repeats (labels,
+    # annotations, links): stored whole, the first time and when re-fired.
+    (latency,) = [a for a in _alerts(client) if a["labels"].get("alertname") == "HighLatency"]
+    assert latency["labels"]["cluster"] == "eu-1"
+    assert latency["details"]["summary"] == "HighLatency on eu-1"
+    assert latency["links"][0]["href"] == "http://prometheus:9090/graph"
+    assert latency["event_count"] == 2
     # Bad input is still answered by the API process, clearly.
     res = client.post("/v2/enqueue", json={"routing_key": pd_event()["routing_key"]})
     assert res.status_code == 400

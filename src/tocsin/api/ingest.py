@@ -45,6 +45,8 @@ from tocsin.storage.tables import AlertPayloadRow
 router = APIRouter(tags=["ingest"])
 
 PD_MAX_BODY = 512 * 1024
+# Deliveries of at least this many signals are prepared here rather than in the writer.
+PREPARE_AHEAD_FROM = 2
 # A refused payload is kept for diagnosis, cut to this size.
 _REJECTED_KEEP = 64 * 1024
 Key = Annotated[str, Path(max_length=128, description="The integration key (a secret).")]
@@ -145,9 +147,11 @@ def _decode(raw: bytes) -> Any:
 async def _deliver(ctx: AppContext, delivery: Delivery) -> Ingested:
     """Queue one delivery for the writer; retry once if a concurrent writer opened its key."""
     if ctx.ingest is not None:
-        # Work out here what needs no database: the writer process is the busier one.
+        # A payload of many alerts keeps the writer process the busier one: what needs no
+        # database is worked out here. A single event is the opposite (this process's
+        # per-request work is the limit): the writer prepares it.
         config = cached_config(ctx.db.engine)
-        if config is not None:
+        if config is not None and len(delivery.signals) >= PREPARE_AHEAD_FROM:
             delivery = prepare(delivery, config, wire=True)
         # The child retries conflicts itself. It wakes the engine if it runs it; else the
         # engine is here (or apart, woken by the child's NOTIFY).

@@ -629,7 +629,9 @@ def test_messages_are_sent_concurrently_in_batches(
     webhook.close()
     assert len(hooks.requests) == count
     assert len({r.headers["idempotency-key"] for r in hooks.requests}) == count
-    assert elapsed < count * 0.2 / 4  # one at a time would take 8 s
+    # One at a time would take 8 s; three concurrent batches ~0.6 s. Half of 8 s leaves room
+    # for a loaded machine (a fresh-clone CI run once took 2.1 s) and still fails serial sends.
+    assert elapsed < count * 0.2 / 2
 
 
 def test_unknown_channels_and_crashing_channels(database: Database, clock: FakeClock) -> None:

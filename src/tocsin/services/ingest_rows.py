@@ -96,13 +96,6 @@ def update_params(row: Mapping[str, Any], columns: frozenset[str]) -> dict[str, 
     return out
 
 
-def alert_columns(row: Mapping[str, Any]) -> dict[str, Any]:
-    out = {k: v for k, v in row.items() if k in ALERT_COLUMNS}
-    if out.get("id") is None:
-        out.pop("id", None)
-    return out
-
-
 def alert_row(
     signal: Signal,
     content: Mapping[str, Any],

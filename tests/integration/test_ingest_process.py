@@ -101,6 +101,27 @@ def test_a_configuration_change_reaches_the_next_batch(
     assert res.json()["alerts"][0]["status"] == "suppressed"
 
 
+def test_noise_control_sees_what_a_prepared_payload_says(client: TestClient) -> None:
+    # Several alerts: prepared in this process and sent without their view (what matchers
+    # see), which the child rebuilds for the example's silence and inhibit rule.
+    payload = am_payload(
+        am_alert("DiskSpaceLow", env="staging", cluster="s", instance="a"),
+        am_alert("DiskSpaceLow", env="prod", cluster="s", instance="b"),
+        am_alert("ClusterDown", cluster="eu", severity="error"),
+        am_alert("Slow", cluster="eu", severity="warning"),
+        am_alert("Slow", cluster="us", severity="warning"),
+    )
+    res = client.post(AM_URL, json=payload)
+    assert res.status_code == 202, res.text
+    statuses = [a["status"] for a in res.json()["alerts"]]
+    assert statuses == ["suppressed", "firing", "firing", "suppressed", "firing"]
+    why = {a["labels"]["alertname"] + a["labels"].get("env", a["labels"]["cluster"]):
+           a["suppressed_by"] for a in _alerts(client)}  # fmt: skip
+    assert why["DiskSpaceLowstaging"].startswith("silence:")
+    assert why["Sloweu"].startswith("inhibit")
+    assert why["DiskSpaceLowprod"] is None
+
+
 def _stored_keys(db: Database) -> set[str]:
     with db.read() as session:
         return set(session.scalars(select(AlertRow.dedup_key)))

@@ -47,6 +47,7 @@ from tocsin.services.ingest_prepare import (
     Prepared,
     content,
     full_signal,
+    prepared_view,
     projection,
 )
 from tocsin.services.ingest_rows import (
@@ -145,6 +146,7 @@ class _Batch:
         self._noise: dict[tuple[Any, ...], tuple[Suppression | None, bool]] = {}
         self._source_fields = _fields_read([r.source for r in rules])
         self._sources: dict[tuple[Any, ...], bool] = {}
+        self._noisy = bool(self.silences or self.windows or rules)
 
     # --- prefetch ---
 
@@ -298,15 +300,17 @@ class _Batch:
             # A new alert of this batch is inserted with encoded content (see _write_alerts).
             fresh = plan.content if existing.new else content(signal)
             return self._refire(existing, fresh, view, self.routing(view), payload_id)
-        view, decided, service = plan.view, plan.decided, plan.service
-        why = self.suppressed(view)
+        decided, service = plan.decided, plan.service
+        # Only noise control reads a new alert's view: without it the writer makes none.
+        seen = prepared_view(delivery, signal, plan) if self._noisy else {}
+        why = self.suppressed(seen) if self._noisy else None
         group = self._group_for(plan, signal)
         status = AlertStatus.SUPPRESSED if why else AlertStatus.FIRING
         row = alert_row(signal, plan.content, integration.key, service, key, status, self.now)
         row["urgency"] = (decided.urgency or default_urgency(signal)).value
         row["suppressed_by"] = f"{why.kind}:{why.ref}" if why else None
         row["_group"] = group
-        alert = _Alert(row, view, new=True, dirty=True)
+        alert = _Alert(row, seen, new=True, dirty=True)
         self.alerts[key] = alert
         group.new_alerts.append(self.now)
         group.row["last_alert_at"] = self.now
@@ -315,7 +319,7 @@ class _Batch:
         self._declare_rule(group, decided)
         kind = "suppressed" if why else "fired"
         if why is None and self.config.inhibit_rules:
-            self.note_source(view)
+            self.note_source(seen)
         self._log(alert, kind, payload_id, delivery.actor, why_text(why))
         return _Done(signal.dedup_key, "created", alert, status.value)
 

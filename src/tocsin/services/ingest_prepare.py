@@ -43,7 +43,9 @@ class Prepared:
     """One trigger signal, worked out without the database."""
 
     open_key: str  # the alert's key on its integration
-    view: dict[str, Any]  # what matchers see, with the routed service
+    # What matchers see, with the routed service; None when sent to the writer process, which
+    # rebuilds it (prepared_view()) only if a silence, window or inhibit rule is there to read it.
+    view: dict[str, Any] | None
     decided: Routing
     service: str
     group_key: str
@@ -51,7 +53,7 @@ class Prepared:
     # The columns a new alert takes from the signal; the JSON ones (ENCODED_COLUMNS) as text.
     content: dict[str, Any]
     # Sent without its signal's labels, details, links and images (prepare with wire): they are in
-    # the view and the content already; full_signal() brings them back where needed.
+    # the content already; full_signal() brings them back where needed.
     stripped: bool = False
 
 
@@ -101,7 +103,8 @@ class Assessor:
         gkey = self.group_key(service, view, signal)
         return Prepared(
             open_key(integration.key, signal.dedup_key),
-            view,
+            # Most of what would go over the wire: the writer rarely needs it (see view()).
+            None if stripped else view,
             decided,
             service,
             gkey,
@@ -120,9 +123,9 @@ def prepare(
 ) -> Delivery:
     """Return the delivery with each trigger signal prepared (other signals: None).
 
-    With `wire`, for sending to the writer process: a prepared signal goes without its
-    labels, details, links and images, which the view and the content hold already
-    (full_signal() brings them back where needed).
+    With `wire`, for sending to the writer process: a prepared signal goes without its view
+    and without its labels, details, links and images, which the content holds already
+    (prepared_view() and full_signal() bring them back where needed).
     """
     if delivery.prepared or not delivery.signals:
         return delivery
@@ -159,6 +162,18 @@ def full_signal(signal: Signal, prep: Prepared) -> Signal:
         details=orjson.loads(columns["details"]),
         links=tuple(Link(**link) for link in orjson.loads(columns["links"])),
         images=tuple(Image(**image) for image in orjson.loads(columns["images"])),
+    )
+
+
+def prepared_view(delivery: Delivery, signal: Signal, prep: Prepared) -> dict[str, Any]:
+    """Return the prepared signal's view (what matchers see), as the API process saw it."""
+    if prep.view is not None:
+        return prep.view
+    return match_view(
+        full_signal(signal, prep),
+        service=prep.service,
+        integration=delivery.integration.key,
+        now=delivery.received_at,
     )
 
 

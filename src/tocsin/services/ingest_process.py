@@ -327,6 +327,9 @@ def _serve(fd: int, hooks: Callable[[Any, dict[str, Any]], ChildHooks | None]) -
         db = Database(hello["url"], pool_size=4)
         extra = hooks(db, hello)
         runtime.tune_gc()
+        # The engine thread beside the writer: at the default 5 ms the writer waited that
+        # long for the interpreter after each database call while the engine was busy.
+        runtime.tune_switch_interval()
         _send(stream, _READY)
         seen: Any = None
         try:

@@ -27,10 +27,12 @@ import contextlib
 import logging
 import os
 import pickle
+import queue
 import signal
 import socket
 import subprocess
 import sys
+import threading
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol
 
@@ -320,8 +322,12 @@ def _serve(fd: int, hooks: Callable[[Any, dict[str, Any]], ChildHooks | None]) -
     from tocsin.services.ingest import ingest_many
     from tocsin.storage.db import Database
 
-    with socket.socket(fileno=fd) as sock, sock.makefile("rwb") as stream:
-        hello = _recv(stream)
+    with (
+        socket.socket(fileno=fd) as sock,
+        sock.makefile("rb") as incoming,
+        sock.makefile("wb") as stream,
+    ):
+        hello = _recv(incoming)
         if hello is None:
             return
         db = Database(hello["url"], pool_size=4)
@@ -331,9 +337,10 @@ def _serve(fd: int, hooks: Callable[[Any, dict[str, Any]], ChildHooks | None]) -
         # long for the interpreter after each database call while the engine was busy.
         runtime.tune_switch_interval()
         _send(stream, _READY)
+        frames = _read_ahead(incoming)
         seen: Any = None
         try:
-            while (frame := _recv(stream)) is not None:
+            while (frame := frames.get()) is not None:
                 if frame[0] == "metrics":
                     _send(stream, ("metrics", extra.metrics() if extra else b""))
                     continue
@@ -355,6 +362,30 @@ def _serve(fd: int, hooks: Callable[[Any, dict[str, Any]], ChildHooks | None]) -
             if extra is not None:
                 extra.close()
             db.dispose()
+
+
+def _read_ahead(incoming: Any) -> queue.SimpleQueue[Any]:
+    """Receive and unpickle frames in a thread of their own; None once the server is gone.
+
+    The next batch arrives while this one is written: reading it (the server sends a large
+    frame in pieces between its requests) and unpickling it then overlap the database work
+    and its fsync, which release the interpreter, instead of adding to them.
+    """
+    frames: queue.SimpleQueue[Any] = queue.SimpleQueue()
+
+    def read() -> None:
+        try:
+            while (frame := _recv(incoming)) is not None:
+                frames.put(frame)
+        except (OSError, ValueError):
+            pass  # the server went away (or the file closed at exit): end as at EOF
+        except Exception:
+            log.exception("could not read a frame from the server")
+        finally:
+            frames.put(None)
+
+    threading.Thread(target=read, name="tocsin-ingest-reader", daemon=True).start()
+    return frames
 
 
 def _write(db: Any, batch_fn: Any, items: list[Any]) -> list[tuple[bool, Any]]:

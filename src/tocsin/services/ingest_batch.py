@@ -302,8 +302,11 @@ class _Batch:
             return self._refire(existing, fresh, view, self.routing(view), payload_id)
         decided, service = plan.decided, plan.service
         # Only noise control reads a new alert's view: without it the writer makes none.
-        seen = prepared_view(delivery, signal, plan) if self._noisy else {}
-        why = self.suppressed(seen) if self._noisy else None
+        seen: dict[str, Any] = {}
+        why = None
+        if self._noisy:
+            seen = prepared_view(delivery, signal, plan)
+            why = self.suppressed(seen)
         group = self._group_for(plan, signal)
         status = AlertStatus.SUPPRESSED if why else AlertStatus.FIRING
         row = alert_row(signal, plan.content, integration.key, service, key, status, self.now)

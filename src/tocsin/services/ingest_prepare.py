@@ -103,7 +103,7 @@ class Assessor:
         gkey = self.group_key(service, view, signal)
         return Prepared(
             open_key(integration.key, signal.dedup_key),
-            # Most of what would go over the wire: the writer rarely needs it (see view()).
+            # Most of what would go over the wire: the writer rarely needs it (see prepared_view()).
             None if stripped else view,
             decided,
             service,

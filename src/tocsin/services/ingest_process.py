@@ -7,7 +7,8 @@ process parses and validates as before and sends each loop turn's deliveries, pi
 Unix socket to a child process that writes them with `ingest_many` in one transaction per
 batch and answers with the results once the COMMIT has returned. A 2xx still means
 committed. At most IN_FLIGHT batches are out at once; what arrives meanwhile forms the next
-batch, so batches grow with load (group commit) and a lone event waits for nobody.
+batch, and the child writes the batches that queued up while it was busy in one transaction,
+so transactions grow with load (group commit) and a lone event waits for nobody.
 
 The child is this module run with `python -m`; it exits when the socket closes (the API
 process stopped, even by kill -9). If the child dies, the batches it had are answered with
@@ -40,8 +41,14 @@ from sqlalchemy.exc import DBAPIError, IntegrityError
 
 log = logging.getLogger("tocsin.ingest_process")
 
-IN_FLIGHT = 2
+# Batches out at once. The child writes those that queued up behind the one it was writing
+# in one transaction (_gather): more in flight lets a busy child's transactions grow, but each
+# batch is a frame and an answer to pickle, so too many cost more than they save (16 and 32
+# did worse than 8 in bench/ingest.py).
+IN_FLIGHT = 8
 MAX_BATCH = 512
+# The most deliveries the child writes in one transaction (several batches: _gather).
+MAX_MERGED = 2048
 _HEADER = 4
 _READY = "ready"
 
@@ -339,8 +346,10 @@ def _serve(fd: int, hooks: Callable[[Any, dict[str, Any]], ChildHooks | None]) -
         _send(stream, _READY)
         frames = _read_ahead(incoming)
         seen: Any = None
+        # A frame taken off the queue while gathering batches, to be handled next.
+        backlog: collections.deque[Any] = collections.deque()
         try:
-            while (frame := frames.get()) is not None:
+            while (frame := backlog.popleft() if backlog else frames.get()) is not None:
                 if frame[0] == "metrics":
                     _send(stream, ("metrics", extra.metrics() if extra else b""))
                     continue
@@ -354,14 +363,76 @@ def _serve(fd: int, hooks: Callable[[Any, dict[str, Any]], ChildHooks | None]) -
                     # acknowledged or resolved; an incident declared) emitted lifecycle
                     # events, whose commit wakes it (lifecycle.wake_on_commit). Waking it
                     # after every batch made it run idle cycles, competing with the writer.
-                    answers = _write(db, ingest_many, items)
-                    _send(stream, ("answers", answers))
+                    sizes = [len(items)]
+                    items = _gather(frames, backlog, generation, list(items), sizes)
+                    answer = _Answer(stream, sizes)
+                    answers = _write(db, ingest_many, items, answer)
+                    if not answer.sent:
+                        answer(answers)
+                    if answer.error is not None:
+                        raise answer.error
                 elif extra is not None:  # "wake"
                     extra.committed()
         finally:
             if extra is not None:
                 extra.close()
             db.dispose()
+
+
+def _gather(
+    frames: queue.SimpleQueue[Any],
+    backlog: collections.deque[Any],
+    generation: Any,
+    items: list[Any],
+    sizes: list[int],
+) -> list[Any]:
+    """Add the batches already queued behind this one, so that one transaction writes them.
+
+    A batch's commit, its answer and its turn at the write lock cost about the same whatever
+    its size: writing what queued up meanwhile together spreads them over more deliveries
+    (group commit across batches, as the API process does across requests). Stops at a frame
+    of another kind or configuration generation, which is kept for next.
+    """
+    while len(items) < MAX_MERGED:
+        try:
+            frame = frames.get_nowait()
+        except queue.Empty:
+            break
+        if frame is None or frame[0] != "batch" or frame[1] != generation:
+            backlog.append(frame)
+            break
+        items += frame[2]
+        sizes.append(len(frame[2]))
+    return items
+
+
+class _Answer:
+    """Answers each batch frame that went into one transaction, in order, with one flush.
+
+    Called right after the COMMIT, before the write lock is let go: the engine thread, which
+    waits for that lock, cannot then take the interpreter while the answer is on its way (a
+    socket write releases it, and winning it back from a busy thread costs a switch interval).
+    A failure to send is kept for the caller, never taken for a failed write.
+    """
+
+    def __init__(self, stream: Any, sizes: list[int]) -> None:
+        self.stream = stream
+        self.sizes = sizes
+        self.sent = False
+        self.error: Exception | None = None
+
+    def __call__(self, answers: list[tuple[bool, Any]]) -> None:
+        self.sent = True
+        try:
+            start = 0
+            for size in self.sizes:
+                frame = ("answers", answers[start : start + size])
+                data = pickle.dumps(frame, protocol=pickle.HIGHEST_PROTOCOL)
+                self.stream.write(len(data).to_bytes(_HEADER, "big") + data)
+                start += size
+            self.stream.flush()
+        except Exception as exc:  # noqa: BLE001 - raised by the caller, after the write
+            self.error = exc
 
 
 def _read_ahead(incoming: Any) -> queue.SimpleQueue[Any]:
@@ -388,10 +459,18 @@ def _read_ahead(incoming: Any) -> queue.SimpleQueue[Any]:
     return frames
 
 
-def _write(db: Any, batch_fn: Any, items: list[Any]) -> list[tuple[bool, Any]]:
-    """One transaction for the batch; if it fails as a whole, each item in its own."""
+def _write(
+    db: Any,
+    batch_fn: Any,
+    items: list[Any],
+    answer: Callable[[list[tuple[bool, Any]]], None] | None = None,
+) -> list[tuple[bool, Any]]:
+    """One transaction for the batch; if it fails as a whole, each item in its own.
+
+    `answer` is given the outcomes right after the batch's COMMIT, if it made one.
+    """
     try:
-        return _attempt(db, batch_fn, items)
+        return _attempt(db, batch_fn, items, answer)
     except Exception as exc:
         if len(items) == 1:
             log.exception("ingest of a delivery failed")
@@ -399,17 +478,31 @@ def _write(db: Any, batch_fn: Any, items: list[Any]) -> list[tuple[bool, Any]]:
     return [_write(db, batch_fn, [item])[0] for item in items]
 
 
-def _attempt(db: Any, batch_fn: Any, items: list[Any]) -> list[tuple[bool, Any]]:
+def _attempt(
+    db: Any,
+    batch_fn: Any,
+    items: list[Any],
+    answer: Callable[[list[tuple[bool, Any]]], None] | None = None,
+) -> list[tuple[bool, Any]]:
     for attempt in range(3):
+        outcomes: list[tuple[bool, Any]] | None = None
         try:
             with db.write() as session:
                 results = batch_fn(session, items)
                 session.commit()
-            return [_outcome(result) for result in results]
-        except DBAPIError as exc:
+                outcomes = [_outcome(result) for result in results]
+                if answer is not None:
+                    answer(outcomes)
+            return outcomes
+        except Exception as exc:
+            if outcomes is not None:
+                # Committed and answered: only giving the connection back failed. Writing
+                # the batch again would store it twice.
+                log.warning("closing a committed ingest transaction failed", exc_info=True)
+                return outcomes
             # A unique violation or deadlock against another instance: the retry sees the
             # other's commit and joins it.
-            if attempt == 2 or not retryable(exc):
+            if attempt == 2 or not isinstance(exc, DBAPIError) or not retryable(exc):
                 raise
     raise AssertionError("unreachable")
 

@@ -169,8 +169,17 @@ def prepared_view(delivery: Delivery, signal: Signal, prep: Prepared) -> dict[st
     """Return the prepared signal's view (what matchers see), as the API process saw it."""
     if prep.view is not None:
         return prep.view
+    if prep.stripped:
+        # Matchers read labels and details, never links or images: only those are decoded
+        # (in an alert storm with a silence in force this runs for every new alert).
+        columns, s = prep.content, signal
+        signal = Signal(
+            s.action, s.dedup_key, s.title, s.severity, s.source,
+            orjson.loads(columns["labels"]), orjson.loads(columns["details"]), (), (),
+            s.component, s.group, s.class_, s.starts_at, s.ends_at, s.group_key,
+        )  # fmt: skip
     return match_view(
-        full_signal(signal, prep),
+        signal,
         service=prep.service,
         integration=delivery.integration.key,
         now=delivery.received_at,

@@ -356,6 +356,13 @@ def test_grafana_legacy_payload() -> None:
     assert ok.dedup_key == "Panel Title alert"
 
 
+def test_grafana_legacy_rule_id_beyond_64_bits_is_a_clear_error() -> None:
+    # Found by hypothesis: str() of an integer of more than 4,300 digits raises ValueError.
+    assert grafana.parse({**GRAFANA_LEGACY, "ruleId": 2**63 - 1})[0].dedup_key == str(2**63 - 1)
+    with pytest.raises(PayloadError, match="ruleId"):
+        grafana.parse({**GRAFANA_LEGACY, "ruleId": 10**5000})
+
+
 # --- PagerDuty ---
 
 

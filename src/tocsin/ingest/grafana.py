@@ -29,6 +29,8 @@ from tocsin.ingest.fields import (
 _LINKS = (("dashboardURL", "Dashboard"), ("panelURL", "Panel"), ("silenceURL", "Silence"))
 # Members that only the legacy body has; unified alerting always sends `alerts`.
 _LEGACY_MARKERS = ("ruleName", "ruleId", "evalMatches")
+# A ruleId as a number: Grafana's are 64-bit; beyond that it is not an id.
+MAX_RULE_ID_BITS = 64
 
 
 def parse(body: object) -> list[Signal]:
@@ -102,6 +104,11 @@ def _parse_legacy(root: Mapping[str, Any], problems: Problems) -> Signal:
     rule_id = root.get("ruleId")
     if rule_id is not None and (isinstance(rule_id, bool) or not isinstance(rule_id, int | str)):
         problems.add("ruleId", f"expected a number or a string, got {type_name(rule_id)}")
+        rule_id = None
+    elif isinstance(rule_id, int) and rule_id.bit_length() > MAX_RULE_ID_BITS:
+        # str() of an integer of thousands of digits raises (Python's 4,300-digit limit); no
+        # dedup key needs one.
+        problems.add("ruleId", "a number too large to be an id")
         rule_id = None
     tags = string_map(root.get("tags"), "tags", problems)
     details: dict[str, Any] = {}

@@ -143,11 +143,12 @@ def prepare(
     return dataclasses.replace(delivery, signals=tuple(signals), prepared=tuple(prepared))
 
 
-def _stripped(s: Signal) -> Signal:
+def _stripped(s: Signal, labels: Any = None, details: Any = None) -> Signal:
+    """Return the signal without links and images, and with these labels and details."""
     # Positional, not dataclasses.replace: at storm rates replace's fields() walk shows.
     return Signal(
-        s.action, s.dedup_key, s.title, s.severity, s.source, {}, {}, (), (),
-        s.component, s.group, s.class_, s.starts_at, s.ends_at, s.group_key,
+        s.action, s.dedup_key, s.title, s.severity, s.source, labels or {}, details or {},
+        (), (), s.component, s.group, s.class_, s.starts_at, s.ends_at, s.group_key,
     )  # fmt: skip
 
 
@@ -172,12 +173,10 @@ def prepared_view(delivery: Delivery, signal: Signal, prep: Prepared) -> dict[st
     if prep.stripped:
         # Matchers read labels and details, never links or images: only those are decoded
         # (in an alert storm with a silence in force this runs for every new alert).
-        columns, s = prep.content, signal
-        signal = Signal(
-            s.action, s.dedup_key, s.title, s.severity, s.source,
-            orjson.loads(columns["labels"]), orjson.loads(columns["details"]), (), (),
-            s.component, s.group, s.class_, s.starts_at, s.ends_at, s.group_key,
-        )  # fmt: skip
+        columns = prep.content
+        signal = _stripped(
+            signal, orjson.loads(columns["labels"]), orjson.loads(columns["details"])
+        )
     return match_view(
         signal,
         service=prep.service,

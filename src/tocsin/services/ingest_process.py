@@ -50,6 +50,8 @@ MAX_BATCH = 512
 # The most deliveries the child writes in one transaction (several batches: _gather).
 MAX_MERGED = 2048
 _HEADER = 4
+# Per delivery of a batch: (True, its result) or (False, the exception it raised).
+Outcomes = list[tuple[bool, Any]]
 _READY = "ready"
 
 
@@ -281,9 +283,14 @@ class IngestProcess:
                 future.set_exception(exc)
 
 
-def _write_frame(writer: asyncio.StreamWriter, value: Any) -> None:
+def _frame(value: Any) -> bytes:
+    """Return `value` pickled behind its length: one frame on the socket."""
     data = pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
-    writer.write(len(data).to_bytes(_HEADER, "big") + data)
+    return len(data).to_bytes(_HEADER, "big") + data
+
+
+def _write_frame(writer: asyncio.StreamWriter, value: Any) -> None:
+    writer.write(_frame(value))
 
 
 async def _read_frame(reader: asyncio.StreamReader) -> Any:
@@ -421,14 +428,12 @@ class _Answer:
         self.sent = False
         self.error: Exception | None = None
 
-    def __call__(self, answers: list[tuple[bool, Any]]) -> None:
+    def __call__(self, answers: Outcomes) -> None:
         self.sent = True
         try:
             start = 0
             for size in self.sizes:
-                frame = ("answers", answers[start : start + size])
-                data = pickle.dumps(frame, protocol=pickle.HIGHEST_PROTOCOL)
-                self.stream.write(len(data).to_bytes(_HEADER, "big") + data)
+                self.stream.write(_frame(("answers", answers[start : start + size])))
                 start += size
             self.stream.flush()
         except Exception as exc:  # noqa: BLE001 - raised by the caller, after the write
@@ -463,8 +468,8 @@ def _write(
     db: Any,
     batch_fn: Any,
     items: list[Any],
-    answer: Callable[[list[tuple[bool, Any]]], None] | None = None,
-) -> list[tuple[bool, Any]]:
+    answer: Callable[[Outcomes], None] | None = None,
+) -> Outcomes:
     """One transaction for the batch; if it fails as a whole, each item in its own.
 
     `answer` is given the outcomes right after the batch's COMMIT, if it made one.
@@ -482,10 +487,10 @@ def _attempt(
     db: Any,
     batch_fn: Any,
     items: list[Any],
-    answer: Callable[[list[tuple[bool, Any]]], None] | None = None,
-) -> list[tuple[bool, Any]]:
+    answer: Callable[[Outcomes], None] | None = None,
+) -> Outcomes:
     for attempt in range(3):
-        outcomes: list[tuple[bool, Any]] | None = None
+        outcomes: Outcomes | None = None
         try:
             with db.write() as session:
                 results = batch_fn(session, items)
@@ -538,8 +543,7 @@ def _recv(stream: Any) -> Any:
 
 
 def _send(stream: Any, value: Any) -> None:
-    data = pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
-    stream.write(len(data).to_bytes(_HEADER, "big") + data)
+    stream.write(_frame(value))
     stream.flush()
 
 

@@ -17,7 +17,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
-from sqlalchemy import func, insert, or_, select, union_all, update
+from sqlalchemy import Select, func, insert, or_, select, union_all, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -187,12 +187,7 @@ def _due(session: Session, now: datetime, limit: int, which: Any) -> list[Outbox
     return list(session.scalars(statement))
 
 
-def next_due(session: Session) -> datetime | None:
-    """Return when the next pending message falls due (a claimed one: when its lease ends).
-
-    Two index walks instead of one min() over an expression of every pending row: during a
-    burst of 10,000 queued webhooks the sender asks this twice a run.
-    """
+def _next_due_statement() -> Select[Any]:
     claimed_later = OutboxRow.claimed_until > OutboxRow.next_attempt_at
     free = select(func.min(OutboxRow.next_attempt_at).label("due")).where(
         OutboxRow.status == PENDING,
@@ -202,7 +197,21 @@ def next_due(session: Session) -> datetime | None:
         OutboxRow.status == PENDING, OutboxRow.claimed_until.is_not(None), claimed_later
     )
     each = union_all(free, leased).subquery()
-    return _aware(session.scalar(select(func.min(each.c.due))))
+    return select(func.min(each.c.due))
+
+
+# Built once: the sender asks on every run (dozens a second under load), and building the
+# union and its subquery cost more than running it.
+_NEXT_DUE = _next_due_statement()
+
+
+def next_due(session: Session) -> datetime | None:
+    """Return when the next pending message falls due (a claimed one: when its lease ends).
+
+    Two index walks instead of one min() over an expression of every pending row: during a
+    burst of 10,000 queued webhooks the sender asks this twice a run.
+    """
+    return _aware(session.scalar(_NEXT_DUE))
 
 
 def mark_sent(
